@@ -1,0 +1,196 @@
+"""Configuration schemas as plain dataclasses.
+
+These are the single source of truth for every option. Library code (model, search, training)
+takes these dataclasses; only the entry points register them with Hydra's ConfigStore so that a
+misspelled key or a wrong type fails at once with a message naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    """Encoder-decoder architecture.
+
+    Attributes:
+        rnn: recurrent cell of encoder and decoder, ``"gru"`` or ``"lstm"``.
+        embed_dim: source and target embedding size.
+        hidden_size: per-direction encoder hidden size and decoder hidden size.
+        encoder_layers: stacked bidirectional encoder layers.
+        decoder_layers: stacked decoder layers.
+        attention: ``"bahdanau"``, ``"luong_dot"`` or ``"luong_general"``.
+        input_feeding: feed the previous attentional vector into the next decoder step.
+        dropout: dropout on embeddings, between layers and before the output projection.
+        tie_embeddings: share the target embedding matrix with the output projection
+            (needs ``embed_dim`` sized attentional vectors; a projection is added if different).
+        bridge: initialise the decoder state from the encoder's final states (else zeros).
+    """
+
+    rnn: str = "gru"
+    embed_dim: int = 256
+    hidden_size: int = 256
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    attention: str = "bahdanau"
+    input_feeding: bool = True
+    dropout: float = 0.2
+    tie_embeddings: bool = True
+    bridge: bool = True
+
+
+@dataclass
+class DataConfig:
+    """Parallel corpus and subword settings.
+
+    Attributes:
+        src_lang, tgt_lang: language codes (for metadata and sacreBLEU signatures).
+        src_train, tgt_train, src_dev, tgt_dev, src_test, tgt_test: text files, one sentence per
+            line, optionally gzipped; relative paths are resolved against the original working
+            directory of the run.
+        vocab_size: sentencepiece vocabulary size (per side unless ``joint_vocab``).
+        spm_model_type: ``"unigram"`` or ``"bpe"``.
+        joint_vocab: one sentencepiece model for both sides.
+        max_src_len, max_tgt_len: training pairs longer than this (in subwords) are dropped.
+        dev_max_sentences: validate on at most this many dev sentences (0 = all).
+    """
+
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    src_train: str = "data/bible/train.de.gz"
+    tgt_train: str = "data/bible/train.en.gz"
+    src_dev: str = "data/bible/dev.de.gz"
+    tgt_dev: str = "data/bible/dev.en.gz"
+    src_test: str = "data/bible/test.de.gz"
+    tgt_test: str = "data/bible/test.en.gz"
+    vocab_size: int = 8000
+    spm_model_type: str = "unigram"
+    joint_vocab: bool = False
+    max_src_len: int = 100
+    max_tgt_len: int = 100
+    dev_max_sentences: int = 0
+
+
+@dataclass
+class SearchConfig:
+    """Decoding options (greedy when ``beam_size == 1``).
+
+    Attributes:
+        beam_size: hypotheses kept per sentence.
+        n_best: hypotheses returned per sentence (``<= beam_size``).
+        length_penalty: ``"gnmt"`` (((5+|y|)/6)^alpha), ``"average"`` (score/|y|) or ``"none"``.
+        alpha: GNMT length-penalty exponent.
+        max_len_a, max_len_b: maximum output length ``a * src_len + b`` (EOS excluded).
+        min_len: minimum output length before EOS is allowed (EOS excluded).
+        no_repeat_ngram_size: block repeated n-grams of this size (0 = off).
+        return_alignment: return per-token attention rows.
+        batch_size: sentences per search batch when translating many texts.
+    """
+
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: str = "gnmt"
+    alpha: float = 1.0
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+    min_len: int = 1
+    no_repeat_ngram_size: int = 0
+    return_alignment: bool = False
+    batch_size: int = 64
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, validation and checkpointing.
+
+    Attributes:
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        precision: ``"auto"`` (bf16 autocast on CUDA when supported, else fp16 with GradScaler;
+            fp32 on CPU), ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        threads: CPU threads for torch (0 = torch's default).
+        max_tokens: target+source padded tokens per batch (token-based batching).
+        accum_steps: gradient accumulation steps per update.
+        optimizer: ``"adam"`` or ``"adamw"``.
+        lr, betas, weight_decay, clip_norm: optimiser settings.
+        label_smoothing: label smoothing epsilon.
+        schedule: ``"plateau"`` (warmup then halve on dev plateau), ``"inverse_sqrt"``,
+            ``"noam"``-style warmup+decay, or ``"constant"``.
+        warmup_steps, lr_decay, lr_patience, min_lr: schedule settings.
+        max_epochs, max_steps, max_minutes: stop at whichever comes first (0 = unlimited).
+        validate_every: updates between validations (dev loss, perplexity, BLEU).
+        validate_minutes: also validate when this many minutes passed since the last one (0=off).
+        val_beam_size: beam for dev BLEU (1 = greedy).
+        patience: early stopping after this many validations without BLEU gain (0 = off).
+        keep_last: number of step checkpoints to keep besides best.pt/last.pt.
+        resume: continue from ``<run_dir>/checkpoints/last.pt`` when present.
+        log_every: updates between progress/CSV log lines.
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int = 0
+    max_tokens: int = 4000
+    accum_steps: int = 1
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    schedule: str = "plateau"
+    warmup_steps: int = 200
+    lr_decay: float = 0.5
+    lr_patience: int = 2
+    min_lr: float = 1e-5
+    max_epochs: int = 0
+    max_steps: int = 0
+    max_minutes: float = 0.0
+    validate_every: int = 500
+    validate_minutes: float = 0.0
+    val_beam_size: int = 1
+    patience: int = 0
+    keep_last: int = 3
+    resume: bool = False
+    log_every: int = 50
+
+
+@dataclass
+class ServeConfig:
+    """HTTP endpoint.
+
+    Attributes:
+        host, port: where litserve listens.
+        max_batch_size: dynamic-batching limit (requests per model call).
+        batch_timeout: seconds to wait to fill a batch.
+        max_chars: per-text character limit.
+        max_tokens: per-text subword limit.
+        max_texts: texts per request.
+        max_beam_size, max_n_best, max_length: upper bounds for per-request options.
+        workers_per_device: litserve workers.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch_size: int = 32
+    batch_timeout: float = 0.01
+    max_chars: int = 1000
+    max_tokens: int = 200
+    max_texts: int = 64
+    max_beam_size: int = 16
+    max_n_best: int = 16
+    max_length: int = 400
+    workers_per_device: int = 1
+
+
+@dataclass
+class TrainJobConfig:
+    """Top-level config of ``seq2seq-train``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    seed: int = 1234
+    defaults: list[Any] = field(default_factory=list)

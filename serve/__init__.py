@@ -1,0 +1,1 @@
+"""HTTP translation endpoint (litserve) over a seq2seq checkpoint bundle."""
