@@ -169,6 +169,12 @@ class ServeConfig:
         max_texts: texts per request.
         max_beam_size, max_n_best, max_length: upper bounds for per-request options.
         workers_per_device: litserve workers.
+        length_group_ratio: within one dynamic batch, requests are searched in chunks whose
+            longest source is at most this many times the shortest (short chunks first, each
+            answered as soon as it is done); 0 = one chunk per search config.
+        threads: torch CPU threads in the model worker (0 = torch's default).
+        timeout: seconds a request may wait in the queue before a 504.
+        log_level: uvicorn/litserve log level (``"info"``, ``"warning"``, ...).
     """
 
     host: str = "127.0.0.1"
@@ -182,6 +188,10 @@ class ServeConfig:
     max_n_best: int = 16
     max_length: int = 400
     workers_per_device: int = 1
+    length_group_ratio: float = 2.0
+    threads: int = 0
+    timeout: float = 60.0
+    log_level: str = "info"
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Benchmarks with printed tables (``python -m benchmarks.<name>``); see benchmarks/README.md."""

@@ -1,0 +1,216 @@
+"""Benchmark the fused recurrent core against torch.nn.LSTM/GRU and a naive cell loop.
+
+``python -m benchmarks.rnn_core [--threads 2] [--repeats 3] [--json out.json]`` prints one
+table measured in one run (best of ``--repeats``): forward (inference, no grad) and forward+backward times of
+FusedLSTM/FusedGRU, torch.nn.LSTM/GRU and a Python loop over nn.LSTMCell/GRUCell, the ratios,
+and the effective GFLOP/s against the machine's own large float32 GEMM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.rnn import FusedGRU, FusedLSTM
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One benchmark configuration (time-major input ``(T, B, I)``)."""
+
+    name: str
+    batch: int
+    steps: int
+    input_size: int
+    hidden: int
+    layers: int = 2
+    bidirectional: bool = True
+
+
+SHAPES = [
+    Shape("translation", 64, 50, 256, 512),
+    Shape("small", 16, 30, 128, 128),
+]
+
+
+class CellLoop(nn.Module):
+    """Naive stacked (bi)directional RNN: a Python loop over nn.LSTMCell/GRUCell steps."""
+
+    def __init__(self, kind: str, shape: Shape) -> None:
+        super().__init__()
+        cell = nn.LSTMCell if kind == "lstm" else nn.GRUCell
+        nd = 2 if shape.bidirectional else 1
+        self.lstm = kind == "lstm"
+        self.cells = nn.ModuleList(
+            nn.ModuleList(
+                cell(shape.input_size if layer == 0 else nd * shape.hidden, shape.hidden)
+                for _ in range(nd)
+            )
+            for layer in range(shape.layers)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Run ``x (T, B, I)`` and return the top layer's output ``(T, B, D*H)``."""
+        for layer in self.cells:
+            outs = []
+            for d, cell in enumerate(layer):
+                seq = x if d == 0 else x.flip(0)
+                state = None
+                ys = []
+                for t in range(seq.shape[0]):
+                    state = cell(seq[t], state)
+                    ys.append(state[0] if self.lstm else state)
+                y = torch.stack(ys)  # (T, B, H)
+                outs.append(y if d == 0 else y.flip(0))
+            x = torch.cat(outs, -1)  # (T, B, D*H)
+        return x
+
+
+def rnn_flops(shape: Shape, gates: int) -> float:
+    """Forward GEMM FLOPs of the stacked RNN (backward is twice this)."""
+    nd = 2 if shape.bidirectional else 1
+    total = 0.0
+    for layer in range(shape.layers):
+        isize = shape.input_size if layer == 0 else nd * shape.hidden
+        total += 2.0 * shape.steps * shape.batch * gates * shape.hidden * (isize + shape.hidden)
+    return nd * total
+
+
+def timeit(fn: Callable[[], object], repeats: int) -> float:
+    """Best (minimum) wall time in seconds of ``fn`` over ``repeats`` runs after one warm-up.
+
+    The minimum is the least noisy estimate on a shared machine: interference only adds time.
+    """
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def gemm_gflops(repeats: int, n: int = 2048) -> float:
+    """The machine's large float32 GEMM throughput (``n x n @ n x n``) in GFLOP/s."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    return 2.0 * n**3 / timeit(lambda: torch.mm(a, b, out=out), repeats) / 1e9
+
+
+def build(kind: str, impl: str, shape: Shape) -> nn.Module:
+    """Construct one implementation (same weights are not needed for timing)."""
+    args = (shape.input_size, shape.hidden, shape.layers)
+    if impl == "fused":
+        cls = FusedLSTM if kind == "lstm" else FusedGRU
+        return cls(*args, bidirectional=shape.bidirectional)
+    if impl == "native":
+        cls = nn.LSTM if kind == "lstm" else nn.GRU
+        return cls(*args, bidirectional=shape.bidirectional)
+    return CellLoop(kind, shape)
+
+
+def measure(kind: str, impl: str, shape: Shape, repeats: int) -> tuple[float, float]:
+    """Forward (no grad) and forward+backward seconds of one implementation."""
+    torch.manual_seed(0)
+    module = build(kind, impl, shape)
+    x = torch.randn(shape.steps, shape.batch, shape.input_size, requires_grad=True)
+
+    def out(m: nn.Module) -> Tensor:
+        y = m(x)
+        return y[0] if isinstance(y, tuple) else y
+
+    def fwd() -> None:
+        with torch.no_grad():
+            out(module)
+
+    def fwd_bwd() -> None:
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        out(module).sum().backward()
+
+    return timeit(fwd, repeats), timeit(fwd_bwd, repeats)
+
+
+def run(repeats: int, shapes: list[Shape]) -> dict:
+    """Measure every (cell, shape, implementation) and return the results."""
+    peak = gemm_gflops(max(repeats, 5))
+    rows = []
+    for shape in shapes:
+        for kind, gates in (("lstm", 4), ("gru", 3)):
+            flops = rnn_flops(shape, gates)
+            res = {
+                impl: measure(kind, impl, shape, repeats) for impl in ("fused", "native", "cell")
+            }
+            for impl, (f, fb) in res.items():
+                rows.append(
+                    {
+                        "cell": kind,
+                        "shape": shape.name,
+                        "impl": impl,
+                        "fwd_ms": 1e3 * f,
+                        "fwd_bwd_ms": 1e3 * fb,
+                        "fwd_gflops": flops / f / 1e9,
+                        "fwd_bwd_gflops": 3 * flops / fb / 1e9,
+                        "fwd_vs_native": f / res["native"][0],
+                        "fwd_bwd_vs_native": fb / res["native"][1],
+                        "cell_over_impl_fwd": res["cell"][0] / f,
+                        "cell_over_impl_fwd_bwd": res["cell"][1] / fb,
+                    }
+                )
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "repeats": repeats,
+        "gemm_gflops": peak,
+        "shapes": [asdict(s) for s in shapes],
+        "rows": rows,
+    }
+
+
+def format_table(result: dict) -> str:
+    """Render the results as a Markdown table."""
+    lines = [
+        f"torch {result['torch']}, {result['threads']} threads, best of {result['repeats']}; "
+        f"large float32 GEMM: {result['gemm_gflops']:.1f} GFLOP/s",
+        "",
+        "| cell | shape | impl | fwd ms | fwd+bwd ms | fwd GFLOP/s | fwd+bwd GFLOP/s "
+        "| fwd+bwd / native | cell loop / impl (fwd+bwd) | cell loop / impl (fwd) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['cell']} | {r['shape']} | {r['impl']} | {r['fwd_ms']:.1f} "
+            f"| {r['fwd_bwd_ms']:.1f} | {r['fwd_gflops']:.1f} | {r['fwd_bwd_gflops']:.1f} "
+            f"| {r['fwd_bwd_vs_native']:.2f} | {r['cell_over_impl_fwd_bwd']:.2f} "
+            f"| {r['cell_over_impl_fwd']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
+    parser.add_argument("--shapes", nargs="+", default=[s.name for s in SHAPES])
+    parser.add_argument("--json", help="also write the numbers to this JSON file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    shapes = [s for s in SHAPES if s.name in args.shapes]
+    result = run(args.repeats, shapes)
+    print(format_table(result))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

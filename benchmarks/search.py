@@ -1,0 +1,134 @@
+"""Search throughput: sentences/s and target tokens/s, batch 1 vs batch 64, greedy vs beam.
+
+Usage::
+
+    python -m benchmarks.search [--checkpoint runs/default/checkpoints/best.pt]
+        [--data data/bible/test.de.gz] [--sentences 256] [--beam 5] [--batch 64]
+        [--threads 2] [--json]
+
+Decodes a fixed slice (the first ``--sentences`` lines) of the test split with the default
+model. Sentences are sorted by length and cut into consecutive batches (as the Translator does).
+Without the checkpoint, a randomly initialised default-size model (8000-piece vocabularies) with
+the ``</s>`` output bias raised is used instead, its source ids made by hashing words; the output
+says so. Target tokens count the best hypothesis' tokens plus ``</s>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import zlib
+from pathlib import Path
+
+import torch
+
+from seq2seq.config import ModelConfig, SearchConfig
+from seq2seq.data import pad_sequences, read_lines
+from seq2seq.search import search
+from seq2seq.tokenizer import EOS_ID
+
+FALLBACK_DATA = Path("tests/fixtures/tiny.de")
+
+
+def load(checkpoint: Path, vocab: int = 8000, eos_bias: float = 4.0):
+    """Model and a ``text -> ids`` function; the trained model when ``checkpoint`` exists.
+
+    Returns:
+        ``(model, encode, description)``.
+    """
+    if checkpoint.exists():
+        from seq2seq.translator import Translator
+
+        tr = Translator.from_checkpoint(checkpoint)
+        tr.model.eval()
+        return tr.model, tr.src_tok.encode, f"trained model {checkpoint} (step {tr.step})"
+    from seq2seq.model import Seq2Seq
+
+    torch.manual_seed(0)
+    model = Seq2Seq(ModelConfig(), vocab, vocab).eval()
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] += eos_bias
+
+    def encode(text: str) -> list[int]:
+        return [4 + zlib.crc32(w.encode()) % (vocab - 4) for w in text.split()]
+
+    return (
+        model,
+        encode,
+        (
+            f"RANDOM default-size model ({checkpoint} not found; EOS bias "
+            f"+{eos_bias}, hashed word ids) - numbers are for the search only"
+        ),
+    )
+
+
+def run(model, ids: list[list[int]], batch: int, cfg: SearchConfig) -> dict[str, float]:
+    """Decode ``ids`` in length-sorted batches of ``batch`` sentences; time it.
+
+    Returns:
+        ``{"seconds", "sentences_per_s", "tokens_per_s", "tokens"}``.
+    """
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    tokens = 0
+    start = time.perf_counter()
+    for s in range(0, len(order), batch):
+        src, src_len = pad_sequences([ids[i] for i in order[s : s + batch]])  # (b, S), (b,)
+        for hyps in search(model, src, src_len, cfg):
+            tokens += len(hyps[0].tokens) + 1
+    sec = time.perf_counter() - start
+    return {
+        "seconds": sec,
+        "sentences_per_s": len(ids) / sec,
+        "tokens_per_s": tokens / sec,
+        "tokens": tokens,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", type=Path, default=Path("runs/default/checkpoints/best.pt"))
+    ap.add_argument("--data", type=Path, default=Path("data/bible/test.de.gz"))
+    ap.add_argument("--sentences", type=int, default=256)
+    ap.add_argument("--beam", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = args.data if args.data.exists() else FALLBACK_DATA
+    model, encode, desc = load(args.checkpoint)
+    ids = [encode(line)[:100] or [EOS_ID] for line in read_lines(data)[: args.sentences]]
+    rows = []
+    for name, beam in (("greedy", 1), (f"beam {args.beam}", args.beam)):
+        cfg = SearchConfig(beam_size=beam, n_best=1)
+        for batch in (1, args.batch):
+            rows.append({"search": name, "batch": batch, **run(model, ids, batch, cfg)})
+    by = {(r["search"], r["batch"]): r["sentences_per_s"] for r in rows}
+    beam = f"beam {args.beam}"
+    speedup = by[(beam, args.batch)] / by[(beam, 1)]
+    result = {
+        "model": desc,
+        "data": f"{data} (first {len(ids)} sentences)",
+        "threads": args.threads,
+        "rows": rows,
+        f"beam{args.beam}_batch{args.batch}_vs_batch1": speedup,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"model: {desc}\ndata: {result['data']}, torch threads: {args.threads}\n")
+    print("| search | batch | sentences/s | target tokens/s | seconds |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['search']} | {r['batch']} | {r['sentences_per_s']:.1f} | "
+            f"{r['tokens_per_s']:.0f} | {r['seconds']:.2f} |"
+        )
+    print(
+        f"\n{beam}: batch {args.batch} is {speedup:.1f}x the sentences/s of batch 1 (target >= 8x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

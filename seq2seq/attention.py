@@ -1,0 +1,276 @@
+"""Masked attention over encoder memory: Bahdanau (additive) and Luong (dot, general).
+
+Every attention splits its work into a part that depends only on the memory, done once per
+sentence batch (:meth:`precompute_keys`), and a cheap per-step part (:meth:`forward`), so the
+decoder never re-projects the memory inside its time loop. Padded source positions receive
+exactly zero weight: their scores are replaced by ``-inf`` through an additive mask bias that is
+also built once (:func:`mask_bias`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general")
+
+
+class _MemoryGradSink(torch.autograd.Function):
+    """Hands the memory the gradient of all steps' contexts in one GEMM.
+
+    Its output is an empty token that every step's :class:`_StepContext` consumes, so autograd
+    runs this backward only after all steps' backwards have stored their context gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, memory: torch.Tensor, acc: _ContextStore) -> torch.Tensor:
+        ctx.acc = acc
+        return memory.new_empty(0)
+
+    @staticmethod
+    def backward(ctx, _grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        acc: _ContextStore = ctx.acc
+        memory = acc.memory
+        zeros = memory.new_zeros(memory.shape[0], memory.shape[2])  # (N, M)
+        grads = [acc.grads.get(t, zeros) for t in range(len(acc.weights))]
+        W = torch.stack(acc.weights, dim=2)  # (N, S, T)
+        G = torch.stack(grads, dim=1)  # (N, T, M)
+        acc.weights, acc.grads = [], {}
+        return torch.bmm(W, G), None  # (N, S, M)
+
+
+class _StepContext(torch.autograd.Function):
+    """``context = weights @ memory`` whose memory gradient is deferred to the sink."""
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, token: torch.Tensor, acc: _ContextStore,
+                t: int) -> torch.Tensor:
+        ctx.acc, ctx.t = acc, t
+        return torch.bmm(weights.unsqueeze(1), acc.memory).squeeze(1)  # (N, M)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        acc: _ContextStore = ctx.acc
+        acc.grads[ctx.t] = grad
+        grad_w = torch.bmm(acc.memory, grad.unsqueeze(2)).squeeze(2)  # (N, S)
+        return grad_w, grad.new_zeros(0), None, None
+
+
+class _ContextStore:
+    """What the deferred-gradient functions share (holds no graph references: no cycles)."""
+
+    def __init__(self, memory: torch.Tensor) -> None:
+        self.memory = memory.detach()  # (N, S, M)
+        self.weights: list[torch.Tensor] = []  # T x (N, S)
+        self.grads: dict[int, torch.Tensor] = {}  # t -> (N, M)
+
+
+class DeferredContext:
+    """Per-step attention contexts for a teacher-forced pass, with batched memory gradient.
+
+    Autograd would otherwise build a full ``(N, S, M)`` memory gradient in every step (an
+    outer product) and add them up; here each step only keeps its ``(N, M)`` context gradient
+    and the memory gets ``W^T G`` for all steps in a single batched GEMM.
+
+    Args:
+        memory: ``(N, S, M)`` encoder outputs (requiring grad).
+    """
+
+    def __init__(self, memory: torch.Tensor) -> None:
+        self.store = _ContextStore(memory)
+        self.token = _MemoryGradSink.apply(memory, self.store)  # (0,)
+
+    def __call__(self, weights: torch.Tensor) -> torch.Tensor:
+        """Context of one step.
+
+        Args:
+            weights: ``(N, S)`` attention weights.
+
+        Returns:
+            ``(N, M)`` context.
+        """
+        t = len(self.store.weights)
+        self.store.weights.append(weights.detach())
+        return _StepContext.apply(weights, self.token, self.store, t)
+
+
+def mask_bias(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Turn a boolean source mask into an additive score bias.
+
+    Args:
+        mask: ``(B, S)`` bool, True at real (non-padding) positions.
+        dtype: dtype of the returned bias.
+
+    Returns:
+        ``(B, S)`` tensor, 0 at real positions and ``-inf`` at padding.
+    """
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)  # (B, S)
+    return bias.masked_fill_(~mask, float("-inf"))
+
+
+class _AdditiveScore(torch.autograd.Function):
+    """``v^T tanh(keys + q)`` with a hand-written backward.
+
+    Autograd would compute ``d e = g v^T`` and ``d v = e^T g`` as rank-1 GEMMs, which BLAS runs
+    poorly; here they are a broadcast multiply and a GEMV.
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, keys: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        N, S, A = keys.shape
+        e = torch.tanh(keys + q.unsqueeze(1))  # (N, S, A)
+        ctx.save_for_backward(e, v)
+        return torch.mv(e.view(N * S, A), v).view(N, S)  # (N, S)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        e, v = ctx.saved_tensors
+        N, S, A = e.shape
+        g = grad.contiguous()
+        de = torch.ops.aten.tanh_backward(g.unsqueeze(2) * v, e)  # (N, S, A)
+        grad_v = torch.mv(e.view(N * S, A).t(), g.view(N * S))  # (A,)
+        return de.sum(1), de, grad_v
+
+
+class _Attention(nn.Module):
+    """Common interface: ``precompute_keys(memory)`` once, then ``forward`` per step."""
+
+    def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        memory: torch.Tensor,
+        bias: torch.Tensor,
+        context_fn: DeferredContext | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend with one query per row.
+
+        Args:
+            query: ``(N, Hq)`` decoder state.
+            keys: ``(N, S, K)`` output of :meth:`precompute_keys`.
+            memory: ``(N, S, M)`` encoder outputs (the values).
+            bias: ``(N, S)`` additive mask from :func:`mask_bias`.
+            context_fn: optional :class:`DeferredContext` over ``memory`` (training passes).
+
+        Returns:
+            ``(context (N, M), weights (N, S))``; weights are 0 at padding and rows sum to 1.
+        """
+        scores = self.scores(query, keys) + bias  # (N, S)
+        weights = torch.softmax(scores, dim=-1)  # (N, S)
+        if context_fn is not None:
+            return context_fn(weights), weights  # (N, M), (N, S)
+        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (N, M)
+        return context, weights
+
+
+class BahdanauAttention(_Attention):
+    """Additive attention ``score(q, m) = v^T tanh(W_q q + W_k m)``.
+
+    Args:
+        query_size: size of the decoder state ``Hq``.
+        key_size: size of an encoder output ``M`` (``2H`` for a bidirectional encoder).
+        attn_size: size of the hidden scoring layer ``A``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, attn_size: int) -> None:
+        super().__init__()
+        self.key_proj = nn.Linear(key_size, attn_size, bias=False)
+        self.query_proj = nn.Linear(query_size, attn_size, bias=True)
+        self.v = nn.Linear(attn_size, 1, bias=False)
+
+    def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """Project the memory once.
+
+        Args:
+            memory: ``(B, S, M)``.
+
+        Returns:
+            ``(B, S, A)`` projected keys ``W_k m``.
+        """
+        return self.key_proj(memory)  # (B, S, A)
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Unmasked scores.
+
+        Args:
+            query: ``(N, Hq)``.
+            keys: ``(N, S, A)``.
+
+        Returns:
+            ``(N, S)`` scores.
+        """
+        q = self.query_proj(query)  # (N, A)
+        return _AdditiveScore.apply(q, keys, self.v.weight[0])  # (N, S)
+
+
+class LuongAttention(_Attention):
+    """Multiplicative attention ``score(q, m) = q^T W m`` (general) or ``q^T m`` (dot).
+
+    For ``dot`` the keys are projected to the query size by a bias-free linear map only when the
+    sizes differ (a bidirectional encoder gives ``2H`` keys for an ``H`` query); otherwise the
+    memory itself is the key.
+
+    Args:
+        query_size: size of the decoder state ``Hq``.
+        key_size: size of an encoder output ``M``.
+        method: ``"dot"`` or ``"general"``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, method: str = "general") -> None:
+        super().__init__()
+        if method not in ("dot", "general"):
+            raise ValueError(f"LuongAttention method must be 'dot' or 'general', got {method!r}")
+        self.method = method
+        need_proj = method == "general" or key_size != query_size
+        self.key_proj = nn.Linear(key_size, query_size, bias=False) if need_proj else None
+
+    def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """Project the memory once (``W m``), or return it unchanged for size-matched dot.
+
+        Args:
+            memory: ``(B, S, M)``.
+
+        Returns:
+            ``(B, S, Hq)`` keys.
+        """
+        if self.key_proj is None:
+            return memory
+        return self.key_proj(memory)  # (B, S, Hq)
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Unmasked scores.
+
+        Args:
+            query: ``(N, Hq)``.
+            keys: ``(N, S, Hq)``.
+
+        Returns:
+            ``(N, S)`` scores.
+        """
+        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (N, S)
+
+
+def build_attention(kind: str, query_size: int, key_size: int) -> _Attention:
+    """Make the attention named by ``ModelConfig.attention``.
+
+    Args:
+        kind: ``"bahdanau"``, ``"luong_dot"`` or ``"luong_general"``.
+        query_size: decoder state size.
+        key_size: encoder output size.
+
+    Returns:
+        The attention module.
+    """
+    if kind == "bahdanau":
+        return BahdanauAttention(query_size, key_size, query_size)
+    if kind == "luong_dot":
+        return LuongAttention(query_size, key_size, "dot")
+    if kind == "luong_general":
+        return LuongAttention(query_size, key_size, "general")
+    raise ValueError(f"model.attention must be one of {ATTENTION_TYPES}, got {kind!r}")

@@ -1,0 +1,351 @@
+"""Attention decoder with input feeding (Luong et al., 2015) over GRU or LSTM cells.
+
+One decoder step, for previous token ``y`` and previous attentional vector ``a'``::
+
+    h_1 = cell_1([emb(y); a'], h_1)          # input feeding: a' joins the first layer's input
+    h_l = cell_l(dropout(h_{l-1}), h_l)      # further layers
+    c, w = attention(h_L, memory)            # context (N, 2H), weights (N, S)
+    a = tanh(W_c [c; h_L])                   # attentional vector (N, H)
+    logits = W_o dropout(P a) + b_o          # P only when tying needs a size change
+
+The teacher-forced pass (:meth:`AttentionDecoder.forward`) is written for throughput: the target
+embeddings and their share of the first layer's input projection are computed for all steps in
+one GEMM before the loop, attention keys are projected once, and the output projection runs
+once over all steps after the loop. Inside the loop only the recurrent work remains. The same
+:meth:`AttentionDecoder._step` is used by the incremental :meth:`AttentionDecoder.step`, so
+both paths compute identical functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seq2seq.attention import DeferredContext, build_attention, mask_bias
+from seq2seq.config import ModelConfig
+from seq2seq.encoder import EncoderOut
+
+
+@dataclass
+class DecoderState:
+    """Incremental decoding state for ``N`` rows (hypotheses).
+
+    Attributes:
+        hidden: ``(L, N, H)`` decoder hidden state per layer.
+        cell: ``(L, N, H)`` LSTM cell state per layer, or None for a GRU.
+        feed: ``(N, H)`` previous attentional vector (zeros before the first step).
+        memory: ``(N, S, 2H)`` encoder outputs.
+        keys: ``(N, S, K)`` attention keys precomputed from ``memory``.
+        bias: ``(N, S)`` additive attention mask (0 real, ``-inf`` padding).
+        mask: ``(N, S)`` bool, True at real source positions.
+        attn: ``(N, S)`` attention weights of the last step, or None before the first step.
+    """
+
+    hidden: torch.Tensor
+    cell: torch.Tensor | None
+    feed: torch.Tensor
+    memory: torch.Tensor
+    keys: torch.Tensor
+    bias: torch.Tensor
+    mask: torch.Tensor
+    attn: torch.Tensor | None = None
+
+    def index_select(self, index: torch.Tensor) -> DecoderState:
+        """Select, reorder or repeat rows.
+
+        Args:
+            index: ``(N',)`` long row indices into the current ``N`` rows.
+
+        Returns:
+            A new state with ``N'`` rows.
+        """
+        out = {}
+        for f in fields(self):
+            t = getattr(self, f.name)
+            if t is None:
+                out[f.name] = None
+            else:
+                dim = 1 if f.name in ("hidden", "cell") else 0
+                out[f.name] = t.index_select(dim, index)
+        return DecoderState(**out)
+
+
+def _gru_update(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """GRU gate math (PyTorch gate order r, z, n).
+
+    Args:
+        gi: ``(N, 3H)`` input projection incl. ``b_ih``.
+        gh: ``(N, 3H)`` hidden projection incl. ``b_hh``.
+        h: ``(N, H)`` previous hidden state.
+
+    Returns:
+        ``(N, H)`` new hidden state.
+    """
+    H = h.shape[1]
+    gi_rz, gi_n = gi.split([2 * H, H], dim=1)
+    gh_rz, gh_n = gh.split([2 * H, H], dim=1)
+    r, z = torch.sigmoid(gi_rz + gh_rz).chunk(2, dim=1)  # (N, H) each
+    n = torch.tanh(torch.addcmul(gi_n, r, gh_n))  # (N, H)
+    return torch.addcmul(n, z, h - n)  # (N, H)
+
+
+def _lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSTM gate math (PyTorch gate order i, f, g, o).
+
+    Args:
+        gates: ``(N, 4H)`` summed input and hidden projections incl. both biases.
+        c: ``(N, H)`` previous cell state.
+
+    Returns:
+        ``(h (N, H), c (N, H))``.
+    """
+    i, f, g, o = gates.chunk(4, dim=1)  # (N, H) each
+    c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))  # (N, H)
+    h = torch.sigmoid(o) * torch.tanh(c)  # (N, H)
+    return h, c
+
+
+class AttentionDecoder(nn.Module):
+    """Stacked GRU/LSTM decoder with attention, input feeding and optional tied embeddings.
+
+    Args:
+        cfg: model configuration.
+        vocab_size: target vocabulary size ``V``.
+        memory_size: size of one encoder output (``2H``).
+        pad_id: padding token id.
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, memory_size: int,
+                 pad_id: int = 0) -> None:
+        super().__init__()
+        if cfg.decoder_layers < 1:
+            raise ValueError(f"model.decoder_layers must be >= 1, got {cfg.decoder_layers}")
+        if cfg.rnn not in ("gru", "lstm"):
+            raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {cfg.rnn!r}")
+        H, E = cfg.hidden_size, cfg.embed_dim
+        self.kind = cfg.rnn
+        self.hidden_size = H
+        self.embed_dim = E
+        self.num_layers = cfg.decoder_layers
+        self.input_feeding = cfg.input_feeding
+        self.bridge = cfg.bridge
+        self.embedding = nn.Embedding(vocab_size, E, padding_idx=pad_id)
+        self.dropout = nn.Dropout(cfg.dropout)
+        cell_cls = nn.GRUCell if cfg.rnn == "gru" else nn.LSTMCell
+        in0 = E + H if cfg.input_feeding else E
+        self.cells = nn.ModuleList(
+            [cell_cls(in0 if i == 0 else H, H) for i in range(cfg.decoder_layers)])
+        self.attention = build_attention(cfg.attention, H, memory_size)
+        self.combine = nn.Linear(memory_size + H, H, bias=False)
+        if cfg.bridge:
+            n_states = 2 if cfg.rnn == "lstm" else 1
+            self.bridge_layers = nn.ModuleList(
+                [nn.Linear(memory_size, H) for _ in range(cfg.decoder_layers * n_states)])
+        else:
+            self.bridge_layers = None
+        out_in = H
+        self.out_proj = None
+        if cfg.tie_embeddings and H != E:
+            self.out_proj = nn.Linear(H, E, bias=False)
+            out_in = E
+        self.output = nn.Linear(out_in, vocab_size)
+        if cfg.tie_embeddings:
+            self.output.weight = self.embedding.weight
+
+    # ------------------------------------------------------------------ state
+    def init_state(self, enc: EncoderOut) -> DecoderState:
+        """Initial state from the encoder (bridge) or zeros.
+
+        Decoder layer ``l`` of ``L_d`` is bridged from encoder layer ``L_e - L_d + l`` (top
+        layers aligned; clamped to 0 when the decoder is deeper), its forward and backward final
+        states concatenated and mapped by ``tanh(Linear(2H -> H))``.
+
+        Args:
+            enc: encoder output for ``B`` rows.
+
+        Returns:
+            :class:`DecoderState` for ``B`` rows.
+        """
+        memory = enc.memory
+        B = memory.shape[0]
+        H, L = self.hidden_size, self.num_layers
+        if self.bridge_layers is not None:
+            Le = enc.hidden.shape[0] // 2
+            idx = [max(0, Le - L + i) for i in range(L)]
+            sources = [enc.hidden] + ([enc.cell] if self.kind == "lstm" else [])
+            bridged = []
+            for k, src in enumerate(sources):
+                per_layer = src.view(Le, 2, B, H)  # (Le, 2, B, H)
+                states = []
+                for i in range(L):
+                    fb = torch.cat([per_layer[idx[i], 0], per_layer[idx[i], 1]], dim=1)  # (B, 2H)
+                    states.append(torch.tanh(self.bridge_layers[k * L + i](fb)))  # (B, H)
+                bridged.append(torch.stack(states))  # (L, B, H)
+            hidden = bridged[0]
+            cell = bridged[1] if self.kind == "lstm" else None
+        else:
+            hidden = memory.new_zeros(L, B, H)  # (L, B, H)
+            cell = memory.new_zeros(L, B, H) if self.kind == "lstm" else None
+        return DecoderState(
+            hidden=hidden,
+            cell=cell,
+            feed=memory.new_zeros(B, H),  # (B, H)
+            memory=memory,
+            keys=self.attention.precompute_keys(memory),  # (B, S, K)
+            bias=mask_bias(enc.mask, memory.dtype),  # (B, S)
+            mask=enc.mask,
+        )
+
+    # ------------------------------------------------------------------ core step
+    def _embed_proj(self, emb: torch.Tensor) -> torch.Tensor:
+        """Embedding share of the first layer's input projection (incl. ``b_ih``).
+
+        Args:
+            emb: ``(..., E)`` target embeddings.
+
+        Returns:
+            ``(..., G)`` with ``G = 3H`` (GRU) or ``4H`` (LSTM).
+        """
+        cell = self.cells[0]
+        return F.linear(emb, cell.weight_ih[:, : self.embed_dim], cell.bias_ih)
+
+    def _weights(self) -> list[tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor,
+                                      torch.Tensor]]:
+        """Per-layer recurrent weights, sliced and transposed once per pass.
+
+        Slicing a parameter inside the time loop would make autograd build (and zero-fill) a
+        full-size gradient per step; doing it once keeps that to one slice per pass.
+
+        Returns:
+            Per layer ``(w_in (I, G) | None, b_in (G,) | None, w_hh (H, G), b_hh (G,))``; for
+            layer 0 ``w_in`` is the input-feeding share (None without input feeding) and
+            ``b_in`` is None (it is folded into :meth:`_embed_proj`).
+        """
+        out = []
+        for i, cell in enumerate(self.cells):
+            if i == 0:
+                w_in = cell.weight_ih[:, self.embed_dim :].t() if self.input_feeding else None
+                out.append((w_in, None, cell.weight_hh.t(), cell.bias_hh))
+            else:
+                out.append((cell.weight_ih.t(), cell.bias_ih, cell.weight_hh.t(), cell.bias_hh))
+        return out
+
+    def _step(
+        self,
+        weights: list,
+        x_proj: torch.Tensor,
+        feed: torch.Tensor,
+        hs: list[torch.Tensor],
+        cs: list[torch.Tensor] | None,
+        keys: torch.Tensor,
+        memory: torch.Tensor,
+        bias: torch.Tensor,
+        context_fn: DeferredContext | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
+        """One recurrent step given the precomputed embedding projection.
+
+        Args:
+            weights: output of :meth:`_weights`.
+            x_proj: ``(N, G)`` from :meth:`_embed_proj`.
+            feed: ``(N, H)`` previous attentional vector.
+            hs: per layer ``(N, H)`` hidden states.
+            cs: per layer ``(N, H)`` LSTM cell states, or None.
+            keys: ``(N, S, K)``; memory: ``(N, S, 2H)``; bias: ``(N, S)``.
+            context_fn: optional deferred-gradient context (teacher-forced training pass).
+
+        Returns:
+            ``(attentional vector (N, H), attention weights (N, S), new hs, new cs)``.
+        """
+        new_h: list[torch.Tensor] = []
+        new_c: list[torch.Tensor] | None = [] if cs is not None else None
+        x = x_proj
+        for i, (w_in, b_in, w_hh, b_hh) in enumerate(weights):
+            if i == 0:
+                gi = torch.addmm(x_proj, feed, w_in) if w_in is not None else x_proj  # (N, G)
+            else:
+                gi = torch.addmm(b_in, self.dropout(x), w_in)  # (N, G)
+            gh = torch.addmm(b_hh, hs[i], w_hh)  # (N, G)
+            if cs is None:
+                x = _gru_update(gi, gh, hs[i])  # (N, H)
+            else:
+                x, c = _lstm_update(gi + gh, cs[i])  # (N, H)
+                new_c.append(c)
+            new_h.append(x)
+        context, attn = self.attention(x, keys, memory, bias, context_fn)  # (N, 2H), (N, S)
+        att = torch.tanh(self.combine(torch.cat([context, x], dim=1)))  # (N, H)
+        return att, attn, new_h, new_c
+
+    def _logits(self, att: torch.Tensor) -> torch.Tensor:
+        """Output layer on attentional vectors.
+
+        Args:
+            att: ``(..., H)`` attentional vectors.
+
+        Returns:
+            ``(..., V)`` logits.
+        """
+        x = self.dropout(att)
+        if self.out_proj is not None:
+            x = self.out_proj(x)  # (..., E)
+        return self.output(x)  # (..., V)
+
+    # ------------------------------------------------------------------ public passes
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """Teacher-forced pass over all target positions.
+
+        Args:
+            tgt_in: ``(B, T)`` long decoder inputs (BOS + target, padded).
+            state: initial state for the ``B`` rows (:meth:`init_state`).
+
+        Returns:
+            ``(B, T, V)`` logits.
+        """
+        emb = self.dropout(self.embedding(tgt_in.t()))  # (T, B, E)
+        x_proj = self._embed_proj(emb)  # (T, B, G)
+        hs = list(state.hidden.unbind(0))
+        cs = list(state.cell.unbind(0)) if state.cell is not None else None
+        feed = state.feed
+        keys, memory, bias = state.keys, state.memory, state.bias
+        weights = self._weights()
+        context_fn = (DeferredContext(memory)
+                      if torch.is_grad_enabled() and memory.requires_grad else None)
+        outs = []
+        for x_t in x_proj.unbind(0):  # one backward node for all steps, not T zero-filled slices
+            feed, _, hs, cs = self._step(weights, x_t, feed, hs, cs, keys, memory, bias,
+                                         context_fn)
+            outs.append(feed)
+        att = torch.stack(outs, dim=1)  # (B, T, H)
+        return self._logits(att)  # (B, T, V)
+
+    def step(self, prev_tokens: torch.Tensor,
+             state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """One incremental step.
+
+        Args:
+            prev_tokens: ``(N,)`` long previous tokens (BOS at the first step).
+            state: current state for ``N`` rows.
+
+        Returns:
+            ``(log_probs (N, V), new state)``; ``new_state.attn`` is ``(N, S)``.
+        """
+        emb = self.dropout(self.embedding(prev_tokens))  # (N, E)
+        x_proj = self._embed_proj(emb)  # (N, G)
+        hs = list(state.hidden.unbind(0))
+        cs = list(state.cell.unbind(0)) if state.cell is not None else None
+        att, weights, hs, cs = self._step(
+            self._weights(), x_proj, state.feed, hs, cs, state.keys, state.memory, state.bias)
+        logp = torch.log_softmax(self._logits(att), dim=-1)  # (N, V)
+        new_state = DecoderState(
+            hidden=torch.stack(hs),  # (L, N, H)
+            cell=torch.stack(cs) if cs is not None else None,  # (L, N, H)
+            feed=att,
+            memory=state.memory,
+            keys=state.keys,
+            bias=state.bias,
+            mask=state.mask,
+            attn=weights,
+        )
+        return logp, new_state

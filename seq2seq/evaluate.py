@@ -1,0 +1,187 @@
+"""``seq2seq-evaluate``: translate a dev/test split with beam search and score it with sacreBLEU.
+
+Examples::
+
+    seq2seq-evaluate checkpoint=runs/default/checkpoints/best.pt split=test
+    seq2seq-evaluate checkpoint=best.pt split=dev search=greedy
+    seq2seq-evaluate checkpoint=best.pt src=my.de ref=my.en search.beam_size=10 device=cuda
+
+The split files come from the training config saved in the bundle (``meta.config.data``) unless
+``src``/``ref`` are given; relative paths are resolved against the directory the command was
+started in. Writes ``<output_dir>/<name>.hyp`` (one hypothesis per line) and
+``<output_dir>/<name>.json`` (BLEU, chrF, sacreBLEU signatures, sentence count, time, speed,
+checkpoint step) where ``name = <checkpoint stem>.<split>`` and ``output_dir`` defaults to the
+checkpoint's directory. A misspelled option fails at once with an error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.utils import to_absolute_path
+from omegaconf import MISSING, OmegaConf
+
+from seq2seq.config import SearchConfig
+
+SPLITS = ("dev", "test")
+# conf/ beside the package (the repository root), absolute so any cwd works
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+@dataclass
+class EvaluateConfig:
+    """Options of ``seq2seq-evaluate``.
+
+    Attributes:
+        checkpoint: bundle to evaluate (required).
+        split: ``"dev"`` or ``"test"``: which files of the saved training config to use.
+        src: source file overriding the split's (needs ``ref`` too).
+        ref: reference file overriding the split's.
+        search: decoding options (``search=greedy`` / ``search=beam`` presets, or fields).
+        output_dir: where hypotheses and scores go (default: the checkpoint's directory).
+        name: file name stem of the outputs (default: ``<checkpoint stem>.<split>``).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        tokenize: sacreBLEU tokenizer for BLEU.
+        lowercase: case-insensitive BLEU.
+        progress: show a tqdm progress bar on stderr.
+    """
+
+    checkpoint: str = MISSING
+    split: str = "test"
+    src: str | None = None
+    ref: str | None = None
+    search: SearchConfig = field(default_factory=SearchConfig)
+    output_dir: str | None = None
+    name: str | None = None
+    device: str = "auto"
+    tokenize: str = "13a"
+    lowercase: bool = False
+    progress: bool = True
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; others unchanged."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def split_files(cfg: EvaluateConfig, bundle_meta: dict[str, Any]) -> tuple[str, str]:
+    """Absolute ``(source, reference)`` paths for ``cfg``.
+
+    Raises:
+        ValueError: unknown split, only one of ``src``/``ref`` given, or the bundle has no saved
+            data config for the split.
+    """
+    if cfg.split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
+    if (cfg.src is None) != (cfg.ref is None):
+        raise ValueError("give both src= and ref= (or neither, to use the split's files)")
+    if cfg.src is not None:
+        return to_absolute_path(cfg.src), to_absolute_path(cfg.ref)
+    data = ((bundle_meta.get("config") or {}).get("data")) or {}
+    src, ref = data.get(f"src_{cfg.split}"), data.get(f"tgt_{cfg.split}")
+    if not src or not ref:
+        raise ValueError(
+            f"the checkpoint's saved config has no data.src_{cfg.split}/data.tgt_{cfg.split}; "
+            "pass src=FILE ref=FILE"
+        )
+    return to_absolute_path(src), to_absolute_path(ref)
+
+
+def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
+    """Translate and score; write the hypothesis and JSON files; return the scores.
+
+    Args:
+        cfg: options (paths may be relative to the original working directory).
+
+    Returns:
+        The JSON record: ``bleu``, ``chrf``, ``bleu_signature``, ``chrf_signature``,
+        ``n_sentences``, ``seconds``, ``sentences_per_second``, ``step``, paths and the search
+        options.
+    """
+    from tqdm import tqdm
+
+    from seq2seq.data import load_parallel
+    from seq2seq.metrics import corpus_scores
+    from seq2seq.translator import Translator
+
+    ckpt = Path(to_absolute_path(cfg.checkpoint))
+    device = resolve_device(cfg.device)
+    translator = Translator.from_checkpoint(ckpt, device=device)
+    src_path, ref_path = split_files(cfg, translator.meta)
+    pairs = load_parallel(src_path, ref_path)
+    if not pairs:
+        raise ValueError(f"{src_path} is empty")
+    sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
+
+    start = time.perf_counter()
+    with tqdm(total=len(sources), desc="translating", unit="sent", file=sys.stderr,
+              disable=not cfg.progress) as bar:
+        out = translator.translate(sources, cfg.search, progress=bar.update)
+    seconds = time.perf_counter() - start
+    hyps = [t.text for t in out]
+    scores = corpus_scores(hyps, refs, tokenize=cfg.tokenize, lowercase=cfg.lowercase)
+
+    out_dir = Path(to_absolute_path(cfg.output_dir)) if cfg.output_dir else ckpt.parent
+    name = cfg.name or f"{ckpt.stem}.{cfg.split if cfg.src is None else Path(src_path).name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hyp_path, json_path = out_dir / f"{name}.hyp", out_dir / f"{name}.json"
+    hyp_path.write_text("".join(h.replace("\n", " ") + "\n" for h in hyps), encoding="utf-8")
+    record = {
+        **scores,
+        "n_sentences": len(hyps),
+        "seconds": round(seconds, 3),
+        "sentences_per_second": round(len(hyps) / max(seconds, 1e-9), 2),
+        "step": translator.step,
+        "checkpoint": str(ckpt),
+        "split": cfg.split if cfg.src is None else None,
+        "src": src_path,
+        "ref": ref_path,
+        "hypotheses": str(hyp_path),
+        "scores": str(json_path),
+        "device": device,
+        "search": asdict(cfg.search),
+    }
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, json_path)
+    return record
+
+
+def _register() -> None:
+    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
+
+
+_register()
+
+
+@hydra.main(version_base=None, config_path=CONF_DIR, config_name="evaluate")
+def main(dcfg) -> None:
+    """Hydra entry point of ``seq2seq-evaluate``."""
+    cfg: EvaluateConfig = OmegaConf.to_object(dcfg)
+    try:
+        rec = evaluate(cfg)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"seq2seq-evaluate: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(f"BLEU = {rec['bleu']:.2f}  ({rec['bleu_signature']})")
+    print(f"chrF = {rec['chrf']:.2f}  ({rec['chrf_signature']})")
+    print(f"{rec['n_sentences']} sentences in {rec['seconds']:.1f} s "
+          f"({rec['sentences_per_second']:.1f} sent/s), checkpoint step {rec['step']}")
+    print(f"hypotheses: {rec['hypotheses']}")
+    print(f"scores:     {rec['scores']}")
+
+
+if __name__ == "__main__":
+    main()

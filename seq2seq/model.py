@@ -1,0 +1,107 @@
+"""Seq2Seq: bidirectional RNN encoder + attention decoder, with the decoder protocol.
+
+Training uses :meth:`Seq2Seq.forward` (teacher forcing, raw logits). Search talks to the model
+only through the fairseq-like decoder protocol::
+
+    enc = model.encode(src, src_len)               # EncoderOut
+    state = model.init_state(enc)                  # DecoderState for B rows
+    logp, state = model.step(prev_tokens, state)   # (N, V) log-probs; state.attn (N, S)
+    state = model.reorder_state(state, index)      # select / reorder / repeat rows
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seq2seq.config import ModelConfig
+from seq2seq.decoder import AttentionDecoder, DecoderState
+from seq2seq.encoder import Encoder, EncoderOut
+
+__all__ = ["DecoderState", "EncoderOut", "PAD_ID", "Seq2Seq"]
+
+PAD_ID = 0
+
+
+class Seq2Seq(nn.Module):
+    """Attention encoder-decoder configured by :class:`ModelConfig`.
+
+    Args:
+        cfg: architecture.
+        src_vocab_size: source vocabulary size.
+        tgt_vocab_size: target vocabulary size ``V``.
+        pad_id: padding id shared by both sides (0).
+    """
+
+    def __init__(self, cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int,
+                 pad_id: int = PAD_ID) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.pad_id = pad_id
+        self.src_vocab_size = src_vocab_size
+        self.tgt_vocab_size = tgt_vocab_size
+        self.encoder = Encoder(cfg, src_vocab_size, pad_id)
+        self.decoder = AttentionDecoder(cfg, tgt_vocab_size, self.encoder.output_size, pad_id)
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor,
+                tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced training pass.
+
+        Args:
+            src: ``(B, S)`` long source ids (PAD-padded).
+            src_len: ``(B,)`` long source lengths.
+            tgt_in: ``(B, T)`` long decoder inputs (BOS + target, PAD-padded).
+
+        Returns:
+            ``(B, T, V)`` raw logits.
+        """
+        state = self.init_state(self.encode(src, src_len))
+        return self.decoder(tgt_in, state)  # (B, T, V)
+
+    # ------------------------------------------------------------------ decoder protocol
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> EncoderOut:
+        """Encode a source batch.
+
+        Args:
+            src: ``(B, S)`` long; src_len: ``(B,)`` long.
+
+        Returns:
+            :class:`EncoderOut` (memory ``(B, S, 2H)``, mask ``(B, S)``, final states).
+        """
+        return self.encoder(src, src_len)
+
+    def init_state(self, enc: EncoderOut) -> DecoderState:
+        """Initial decoder state for the encoded rows.
+
+        Args:
+            enc: output of :meth:`encode`.
+
+        Returns:
+            :class:`DecoderState` for ``B`` rows.
+        """
+        return self.decoder.init_state(enc)
+
+    def step(self, prev_tokens: torch.Tensor,
+             state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """Advance every row by one token.
+
+        Args:
+            prev_tokens: ``(N,)`` long previous tokens.
+            state: state for ``N`` rows.
+
+        Returns:
+            ``(log_probs (N, V), new state)`` with ``new_state.attn`` ``(N, S)``.
+        """
+        return self.decoder.step(prev_tokens, state)
+
+    def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
+        """Select, reorder or repeat state rows (``index_select`` on every batch dim).
+
+        Args:
+            state: state for ``N`` rows.
+            index: ``(N',)`` long row indices.
+
+        Returns:
+            State for ``N'`` rows.
+        """
+        return state.index_select(index)

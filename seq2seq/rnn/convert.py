@@ -1,0 +1,144 @@
+"""Converters between ``torch.nn.LSTM``/``GRU`` and the fused modules.
+
+The fused modules use PyTorch's parameter names, shapes and gate order, so state dicts convert
+exactly (bit for bit). These helpers validate that and build one module from the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .modules import FusedGRU, FusedLSTM, _FusedRNNBase
+
+_PAIRS: tuple[tuple[type[nn.RNNBase], type[_FusedRNNBase]], ...] = (
+    (nn.LSTM, FusedLSTM),
+    (nn.GRU, FusedGRU),
+)
+
+
+def _check_native(module: nn.RNNBase) -> None:
+    """Reject native configurations the fused core does not implement."""
+    if not module.bias:
+        raise ValueError("bias=False is not supported by the fused core")
+    if getattr(module, "proj_size", 0):
+        raise ValueError("proj_size > 0 (projected LSTM) is not supported by the fused core")
+
+
+def _copy_state(src: Mapping[str, Tensor], dst: nn.Module) -> None:
+    """Load ``src`` into ``dst`` requiring exactly the same keys and shapes."""
+    own = dst.state_dict()
+    missing, extra = sorted(set(own) - set(src)), sorted(set(src) - set(own))
+    if missing or extra:
+        raise ValueError(f"state dict mismatch: missing {missing}, unexpected {extra}")
+    for key, value in src.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise ValueError(
+                f"{key}: shape {tuple(value.shape)} does not match {tuple(own[key].shape)}"
+            )
+    dst.load_state_dict(dict(src), strict=True)
+
+
+def from_torch(module: nn.LSTM | nn.GRU) -> FusedLSTM | FusedGRU:
+    """Build a fused module with the same configuration and weights as a native one.
+
+    Args:
+        module: a ``torch.nn.LSTM`` or ``torch.nn.GRU`` (bias=True, no projection).
+
+    Returns:
+        ``FusedLSTM``/``FusedGRU`` on the same device and dtype, in the same train/eval mode.
+
+    Raises:
+        TypeError: for other module types.
+        ValueError: for unsupported options (``bias=False``, ``proj_size``).
+    """
+    fused = next((f for n, f in _PAIRS if type(module) is n), None)
+    if fused is None:
+        raise TypeError(f"expected nn.LSTM or nn.GRU, got {type(module).__name__}")
+    _check_native(module)
+    ref = module.weight_ih_l0
+    out = fused(
+        module.input_size,
+        module.hidden_size,
+        num_layers=module.num_layers,
+        bidirectional=module.bidirectional,
+        batch_first=module.batch_first,
+        dropout=module.dropout,
+        device=ref.device,
+        dtype=ref.dtype,
+    )
+    with torch.no_grad():
+        _copy_state(module.state_dict(), out)
+    return out.train(module.training)
+
+
+def to_torch(module: FusedLSTM | FusedGRU) -> nn.LSTM | nn.GRU:
+    """Build a native ``torch.nn.LSTM``/``GRU`` with the same configuration and weights.
+
+    Args:
+        module: a ``FusedLSTM`` or ``FusedGRU``.
+
+    Returns:
+        The native module on the same device and dtype, in the same train/eval mode.
+
+    Raises:
+        TypeError: for other module types.
+    """
+    native = next((n for n, f in _PAIRS if type(module) is f), None)
+    if native is None:
+        raise TypeError(f"expected FusedLSTM or FusedGRU, got {type(module).__name__}")
+    ref = module.weight_ih_l0
+    out = native(
+        module.input_size,
+        module.hidden_size,
+        num_layers=module.num_layers,
+        bidirectional=module.bidirectional,
+        batch_first=module.batch_first,
+        dropout=module.dropout,
+        device=ref.device,
+        dtype=ref.dtype,
+    )
+    with torch.no_grad():
+        _copy_state(module.state_dict(), out)
+    return out.train(module.training)
+
+
+def state_dict_from_torch(state: Mapping[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+    """Convert a native LSTM/GRU state dict to fused-module keys.
+
+    Args:
+        state: state dict of ``nn.LSTM``/``nn.GRU`` (keys like ``weight_ih_l0``), possibly
+            nested in a larger model's dict.
+        prefix: key prefix of the recurrent module inside ``state`` (e.g. ``"encoder.rnn."``);
+            only keys under it are converted, with the prefix kept.
+
+    Returns:
+        A new dict with the same keys and the same tensors (the layouts are identical).
+
+    Raises:
+        ValueError: for projection weights (``weight_hr_*``) the fused core does not have.
+    """
+    out = {}
+    for key, value in state.items():
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix) :]
+        if name.startswith("weight_hr"):
+            raise ValueError(f"{key}: projected LSTMs are not supported by the fused core")
+        out[key] = value
+    return out
+
+
+def state_dict_to_torch(state: Mapping[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+    """Convert a fused-module state dict to native ``nn.LSTM``/``nn.GRU`` keys.
+
+    Args:
+        state: state dict of ``FusedLSTM``/``FusedGRU``, possibly nested in a larger dict.
+        prefix: key prefix of the recurrent module inside ``state``.
+
+    Returns:
+        A new dict with the same keys and tensors (the layouts are identical).
+    """
+    return {k: v for k, v in state.items() if k.startswith(prefix)}

@@ -1,0 +1,186 @@
+"""One fused GRU layer (one or both directions) as a hand-written autograd Function.
+
+Gate equations and order are PyTorch's (``r, z, n``)::
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
+
+Forward: one GEMM per direction for the input projection of all steps, per step one GEMM
+``h @ W_hh^T + b_hh`` and in-place gate math on both directions at once. Backward walks time in
+reverse with one GEMM per step and direction and computes ``dW_ih``, ``dW_hh``, the biases and
+``dx`` with one large GEMM each over all steps. Ragged lengths: see :mod:`seq2seq.rnn.ragged`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .lstm import _dsigmoid_, _dtanh_
+from .ragged import Ragged
+
+
+class GRULayerFunction(torch.autograd.Function):
+    """Fused GRU layer over ``D`` directions (1 or 2) for a time-major ragged batch."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, h0: Tensor, ragged: Ragged, *weights: Tensor):  # noqa: D417
+        """Run the layer.
+
+        Args:
+            x: ``(T, B, I)`` input.
+            h0: ``(D, B, H)`` initial hidden state.
+            ragged: lengths bookkeeping for the batch.
+            *weights: per direction ``w_ih (3H, I), w_hh (3H, H), b_ih (3H,), b_hh (3H,)``.
+
+        Returns:
+            ``y (T, B, D*H)`` (zero on padded steps) and ``h_n (D, B, H)``.
+        """
+        nd = len(weights) // 4
+        steps, batch, isize = x.shape
+        hid = h0.shape[-1]
+        w_ih, w_hh = weights[0::4], weights[1::4]
+        b_ih, b_hh = weights[2::4], weights[3::4]
+        x = x.contiguous()
+        xs = [x] if nd == 1 else [x, ragged.reverse(x)]  # aligned-time inputs, each (T, B, I)
+        gates = x.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H): x-part, then r, z, n
+        hgates = x.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H): W_hh h + b_hh
+        for d in range(nd):
+            torch.addmm(
+                b_ih[d],
+                xs[d].view(steps * batch, isize),
+                w_ih[d].t(),
+                out=gates[d].view(steps * batch, 3 * hid),
+            )
+        hs = x.new_empty(nd, steps + 1, batch, hid)  # (D, T+1, B, H), hs[:, 0] = h0
+        hs[:, 0] = h0
+        w_hh_t = torch.stack(w_hh).transpose(1, 2)  # (D, H, 3H)
+        b_hh_s = torch.stack(b_hh).unsqueeze(1)  # (D, 1, 3H)
+        h1, h2 = hid, 2 * hid
+        # per-step views, made once: each list holds T (or T+1) tensors of shape (D, B, .)
+        hg_all, hg_rz, hg_n = (
+            hgates.unbind(1),
+            hgates[..., :h2].unbind(1),
+            hgates[..., h2:].unbind(1),
+        )
+        g_rz, g_r, g_z = (
+            gates[..., :h2].unbind(1),
+            gates[..., :h1].unbind(1),
+            gates[..., h1:h2].unbind(1),
+        )
+        g_n, h_all = gates[..., h2:].unbind(1), hs.unbind(1)
+        for t in range(steps):
+            torch.baddbmm(b_hh_s, h_all[t], w_hh_t, out=hg_all[t])  # both directions at once
+            g_rz[t].add_(hg_rz[t]).sigmoid_()  # r, z
+            n = g_n[t]
+            n.addcmul_(g_r[t], hg_n[t]).tanh_()  # n
+            h = h_all[t + 1]
+            torch.sub(h_all[t], n, out=h)
+            h.mul_(g_z[t]).add_(n)  # n + z * (h - n)
+        y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
+        y[..., :hid] = hs[0, 1:]
+        if nd == 2:
+            y[..., hid:] = ragged.reverse(hs[1, 1:])
+        ragged.zero_padding_(y)
+        h_n = ragged.final(hs)  # (D, B, H)
+        ctx.ragged = ragged
+        ctx.save_for_backward(*xs, gates, hgates, hs, *weights)
+        ctx.nd = nd
+        return y, h_n
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor | None, grad_hn: Tensor | None):
+        """Backward through time in reverse; weight gradients as one GEMM over all steps."""
+        nd = ctx.nd
+        saved = ctx.saved_tensors
+        xs, (gates, hgates, hs) = saved[:nd], saved[nd : nd + 3]
+        weights = saved[nd + 3 :]
+        w_ih, w_hh = weights[0::4], weights[1::4]
+        ragged: Ragged = ctx.ragged
+        _, steps, batch, three_h = gates.shape
+        hid = three_h // 3
+        isize = xs[0].shape[-1]
+        rows = steps * batch
+        h1, h2 = hid, 2 * hid
+
+        dh = gates.new_zeros(nd, steps, batch, hid)  # (D, T, B, H) grad of h_t, aligned time
+        if grad_y is not None:
+            dh[0] = grad_y[..., :hid]
+            if nd == 2:
+                dh[1] = ragged.reverse(grad_y[..., hid:])
+            ragged.zero_padding_(dh)
+        if grad_hn is not None:
+            ragged.inject_final_grad_(dh, grad_hn)
+        dgx = gates.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H) grad of x-part gates
+        dgh = gates.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H) grad of W_hh h + b_hh
+        tmp = gates.new_empty(nd, batch, hid)  # (D, B, H)
+        one = gates.new_ones(())
+        dh0 = gates.new_empty(nd, batch, hid)  # (D, B, H)
+        w_hh_s = torch.stack(w_hh)  # (D, 3H, H)
+        g_r, g_z, g_n = (gates[..., a : a + hid].unbind(1) for a in (0, h1, h2))
+        hg_n = hgates[..., h2:].unbind(1)
+        d_r, d_z, d_n = (dgx[..., a : a + hid].unbind(1) for a in (0, h1, h2))
+        dx_rz, dh_rz, dh_n = (
+            dgx[..., :h2].unbind(1),
+            dgh[..., :h2].unbind(1),
+            dgh[..., h2:].unbind(1),
+        )
+        dgh_all, dh_all, h_all = dgh.unbind(1), dh.unbind(1), hs.unbind(1)
+        for t in range(steps - 1, -1, -1):
+            r, z, n = g_r[t], g_z[t], g_n[t]
+            dht = dh_all[t]
+            dn = d_n[t]
+            torch.addcmul(dht, dht, z, value=-1.0, out=dn)  # dh * (1 - z)
+            _dtanh_(dn, n, tmp, one)
+            dz = d_z[t]
+            torch.sub(h_all[t], n, out=dz)
+            dz.mul_(dht)
+            _dsigmoid_(dz, z, tmp)
+            torch.mul(dn, r, out=dh_n[t])  # d (W_hn h + b_hn)
+            dr = d_r[t]
+            torch.mul(dn, hg_n[t], out=dr)
+            _dsigmoid_(dr, r, tmp)
+            dh_rz[t].copy_(dx_rz[t])
+            if t > 0:
+                dprev = dh_all[t - 1]
+                dprev.addcmul_(dht, z)
+                dprev.baddbmm_(dgh_all[t], w_hh_s)  # both directions in one GEMM
+            else:
+                torch.mul(dht, z, out=dh0)
+                dh0.baddbmm_(dgh_all[0], w_hh_s)
+
+        grads: list[Tensor | None] = []
+        dx = None
+        need_x = ctx.needs_input_grad[0]
+        for d in range(nd):
+            gx2 = dgx[d].view(rows, 3 * hid)  # (T*B, 3H)
+            gh2 = dgh[d].view(rows, 3 * hid)  # (T*B, 3H)
+            gw_ih = gx2.t().mm(xs[d].view(rows, isize))  # (3H, I)
+            gw_hh = gh2.t().mm(hs[d, :steps].reshape(rows, hid))  # (3H, H)
+            grads += [gw_ih, gw_hh, gx2.sum(0), gh2.sum(0)]
+            if need_x:
+                dxd = gx2.mm(w_ih[d]).view(steps, batch, isize)  # (T, B, I)
+                if d == 0:
+                    dx = dxd
+                else:
+                    dx.add_(ragged.reverse(dxd))
+        return dx, dh0, None, *grads
+
+
+def gru_layer(
+    x: Tensor, h0: Tensor, ragged: Ragged, weights: list[Tensor]
+) -> tuple[Tensor, Tensor]:
+    """Differentiable fused GRU layer.
+
+    Args:
+        x: ``(T, B, I)`` time-major input.
+        h0: ``(D, B, H)`` initial hidden state.
+        ragged: lengths bookkeeping (:class:`~seq2seq.rnn.ragged.Ragged`).
+        weights: ``4 * D`` tensors, per direction ``w_ih, w_hh, b_ih, b_hh`` (PyTorch layout).
+
+    Returns:
+        ``y (T, B, D*H)`` and ``h_n (D, B, H)``.
+    """
+    return GRULayerFunction.apply(x, h0, ragged, *weights)

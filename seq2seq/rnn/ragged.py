@@ -1,0 +1,144 @@
+"""Ragged (variable-length) batches without PackedSequence.
+
+A batch is time-major ``(T, B, ...)``; sequence ``b`` has ``lengths[b]`` real steps followed by
+padding. The recurrent kernels run every sequence for ``T`` steps in *aligned time*: the forward
+direction in natural order, the reverse direction with each sequence reversed on its own
+(``t -> len_b - 1 - t`` for ``t < len_b``; padded steps stay in place), so that both directions
+see the real steps first and the padding last. Padded steps therefore can never reach a real
+step, the final state of sequence ``b`` is the state after its step ``len_b - 1``, and the
+gradients of padded steps are exactly zero.
+
+:class:`Ragged` holds the index tensors for one batch and implements the few gather/scatter
+operations the kernels need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+class Ragged:
+    """Index bookkeeping for a time-major batch of variable-length sequences.
+
+    Args:
+        lengths: ``(B,)`` integer lengths (any device, or a Python sequence), or ``None`` when
+            every sequence has ``T`` real steps.
+        steps: padded time length ``T``.
+        batch: batch size ``B``.
+        device: device of the batch.
+
+    Raises:
+        ValueError: when ``lengths`` has the wrong shape or a length is outside ``[1, T]``.
+    """
+
+    def __init__(
+        self,
+        lengths: Tensor | Sequence[int] | None,
+        steps: int,
+        batch: int,
+        device: torch.device,
+    ) -> None:
+        self.steps = steps
+        self.batch = batch
+        self.full = True
+        self.lengths: Tensor | None = None  # (B,) long on device
+        self.index: Tensor | None = None  # (T, B) long, per-sequence time reversal
+        self.pad: Tensor | None = None  # (T, B, 1) bool, True on padded steps
+        self._last_rows: dict[int, Tensor] = {}  # step -> rows whose last real step it is
+        if lengths is None:
+            return
+        cpu = torch.as_tensor(lengths).detach().to("cpu")
+        if cpu.dim() != 1 or cpu.numel() != batch:
+            raise ValueError(f"lengths must have shape ({batch},), got {tuple(cpu.shape)}")
+        if cpu.dtype.is_floating_point or cpu.dtype == torch.bool:
+            raise ValueError(f"lengths must be an integer tensor, got {cpu.dtype}")
+        cpu = cpu.long()
+        if batch and (int(cpu.min()) < 1 or int(cpu.max()) > steps):
+            raise ValueError(
+                f"lengths must lie in [1, {steps}] (the time dimension), "
+                f"got min {int(cpu.min())}, max {int(cpu.max())}"
+            )
+        if batch == 0 or bool((cpu == steps).all()):
+            return
+        self.full = False
+        t = torch.arange(steps).unsqueeze(1)  # (T, 1)
+        lens = cpu.unsqueeze(0)  # (1, B)
+        index = torch.where(t < lens, lens - 1 - t, t)  # (T, B)
+        self.lengths = cpu.to(device)
+        self.index = index.to(device)
+        self.pad = (t >= lens).unsqueeze(-1).to(device)  # (T, B, 1)
+        for step in torch.unique(cpu - 1).tolist():
+            rows = torch.nonzero(cpu - 1 == step).flatten()  # (n,)
+            self._last_rows[int(step)] = rows.to(device)
+
+    def reverse(self, x: Tensor) -> Tensor:
+        """Reverse every sequence in time on its own (an involution).
+
+        Args:
+            x: ``(T, B, F)`` time-major tensor.
+
+        Returns:
+            ``(T, B, F)`` tensor with ``out[t, b] = x[len_b - 1 - t, b]`` for ``t < len_b`` and
+            ``out[t, b] = x[t, b]`` on padded steps.
+        """
+        if self.full:
+            return x.flip(0)
+        index = self.index.unsqueeze(-1).expand(-1, -1, x.shape[-1])  # (T, B, F)
+        return torch.gather(x, 0, index)
+
+    def zero_padding_(self, x: Tensor) -> Tensor:
+        """Zero the padded steps of ``x`` in place.
+
+        Args:
+            x: ``(..., T, B, F)`` tensor (leading dims broadcast).
+
+        Returns:
+            ``x``.
+        """
+        if not self.full:
+            x.masked_fill_(self.pad, 0.0)
+        return x
+
+    def final(self, states: Tensor) -> Tensor:
+        """Pick each sequence's state after its own last real step.
+
+        Args:
+            states: ``(D, T + 1, B, H)`` states in aligned time, ``states[:, 0]`` the initial one.
+
+        Returns:
+            ``(D, B, H)`` final states.
+        """
+        if self.full:
+            return states[:, self.steps].clone()
+        rows = torch.arange(self.batch, device=states.device)  # (B,)
+        return states[:, self.lengths, rows]
+
+    def inject_final_grad_(self, grads: Tensor, grad_final: Tensor) -> None:
+        """Add the gradient of the final states at each sequence's last real step.
+
+        Args:
+            grads: ``(D, T, B, H)`` per-step state gradients in aligned time (modified in place).
+            grad_final: ``(D, B, H)`` gradient of the final states.
+        """
+        if self.full:
+            grads[:, self.steps - 1] += grad_final
+            return
+        rows = torch.arange(self.batch, device=grads.device)  # (B,)
+        grads[:, self.lengths - 1, rows] += grad_final
+
+    def last_rows(self, step: int) -> Tensor | slice | None:
+        """Rows whose last real step is ``step`` (``None`` if there are none).
+
+        Args:
+            step: aligned time step.
+
+        Returns:
+            ``(n,)`` long row indices on the batch device, ``slice(None)`` for all rows, or
+            ``None``.
+        """
+        if self.full:
+            return slice(None) if step == self.steps - 1 else None
+        return self._last_rows.get(step)

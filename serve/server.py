@@ -1,0 +1,392 @@
+"""``seq2seq-serve``: a litserve HTTP server translating with a checkpoint bundle.
+
+Usage (Hydra overrides, same style as the other commands)::
+
+    seq2seq-serve checkpoint=runs/default/checkpoints/best.pt port=8001 max_batch_size=32 \\
+        batch_timeout=0.02 search.beam_size=5
+
+Endpoints:
+
+* ``POST /predict`` -- ``{"text": "..."}`` or ``{"texts": [...]}`` plus optional ``beam_size``,
+  ``n_best``, ``max_length``, ``return_alignment``; answers ``{"translations": [...]}``.
+  Bodies are validated here, in the HTTP process, before they are queued (see
+  :mod:`serve.validation`), so a bad request gets a 4xx and never joins a batch.
+* ``GET /health`` -- 200 ``ok`` once the model worker has loaded the bundle, 503 before.
+* ``GET /info`` -- model config, languages, vocabulary sizes, checkpoint step, dev BLEU, limits.
+* ``GET /`` and ``GET /demo`` -- the demo page (text box, translate button, attention heat map).
+* ``GET /openapi.json``, ``GET /docs`` -- the OpenAPI schema and its browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import litserve as ls
+from fastapi import HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from litserve.callbacks import EventTypes
+from litserve.server import RegularRequestHandler
+
+from seq2seq.config import SearchConfig, ServeConfig
+from serve.api import TranslatorAPI
+from serve.validation import (
+    RequestError,
+    TranslateBody,
+    TranslateResponse,
+    max_body_bytes,
+    parse_body,
+    validate_payload,
+)
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class ServeJobConfig(ServeConfig):
+    """Top-level config of ``seq2seq-serve``: the :class:`ServeConfig` fields, plus these.
+
+    Attributes:
+        checkpoint: bundle to serve (required).
+        search: default search options; requests may override beam_size, n_best, max_length
+            and return_alignment within the server's limits.
+    """
+
+    checkpoint: str = "???"
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+
+def model_info(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
+    """Read a bundle's description and source tokenizer (in the HTTP process).
+
+    Args:
+        checkpoint: bundle path.
+
+    Returns:
+        ``(info, src_tokenizer)``; ``info`` has the keys of ``Translator.info()`` except device.
+    """
+    from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
+
+    bundle = load_bundle(checkpoint, map_location="cpu")
+    src_tok, _ = tokenizers_from_bundle(bundle)
+    meta = dict(bundle.get("meta") or {})
+    seen, n_params = set(), 0
+    for t in bundle["model"].values():  # tied weights share storage: count them once
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in seen:
+            seen.add(ptr)
+            n_params += t.numel()
+    info = {
+        "checkpoint": str(checkpoint),
+        "model_config": dict(bundle["model_config"]),
+        "src_lang": meta.get("src_lang"),
+        "tgt_lang": meta.get("tgt_lang"),
+        "src_vocab_size": int(bundle["vocab"]["src_size"]),
+        "tgt_vocab_size": int(bundle["vocab"]["tgt_size"]),
+        "joint_vocab": bool(bundle["vocab"].get("joint", False)),
+        "step": int(meta.get("step") or 0),
+        "dev_bleu": meta.get("dev_bleu"),
+        "created": meta.get("created"),
+        "averaged_from": meta.get("averaged_from"),
+        "parameters": n_params,
+    }
+    return info, src_tok
+
+
+class ValidatingRequestHandler(RegularRequestHandler):
+    """litserve's request handler with the body read and validated before it is queued."""
+
+    def __init__(self, lit_api: TranslatorAPI, server: TranslationServer) -> None:
+        super().__init__(lit_api, server)
+        self.cfg = lit_api.serve_cfg
+        self.default_beam = lit_api.search_cfg.beam_size
+        tok = server.src_tokenizer
+        self.count_tokens = (lambda text: len(tok.encode(text))) if tok is not None else None
+
+    async def _prepare_request(self, request: Request, request_type: Any) -> dict:
+        limit = max_body_bytes(self.cfg)
+        body, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+            body.append(chunk)
+        try:
+            payload = parse_body(b"".join(body), self.cfg)
+            req = validate_payload(payload, self.cfg, self.count_tokens, self.default_beam)
+        except RequestError as e:
+            raise HTTPException(e.status, e.message) from None
+        return req.to_payload()
+
+
+class TranslationServer(ls.LitServer):
+    """A :class:`litserve.LitServer` with validated ``/predict``, model ``/info`` and the demo.
+
+    Args:
+        api: the translation API.
+        info: model description for ``/info`` (from :func:`model_info`).
+        src_tokenizer: counts source subwords for the token limit (None: not checked).
+        **kwargs: passed to :class:`litserve.LitServer`.
+    """
+
+    def __init__(self, api: TranslatorAPI, info: dict[str, Any], src_tokenizer: Any = None,
+                 **kwargs: Any) -> None:
+        self.model_description = info
+        self.src_tokenizer = src_tokenizer
+        super().__init__(api, info_path="/server-info", **kwargs)
+
+    def _register_internal_endpoints(self) -> None:
+        super()._register_internal_endpoints()
+        # litserve answers "/" with "litserve running": the demo page takes its place
+        self.app.router.routes = [r for r in self.app.router.routes
+                                  if getattr(r, "path", None) != "/"]
+        page = STATIC_DIR / "index.html"
+
+        async def demo() -> FileResponse:
+            return FileResponse(page, media_type="text/html")
+
+        self.app.add_api_route("/", demo, methods=["GET"], include_in_schema=False)
+        self.app.add_api_route("/demo", demo, methods=["GET"], summary="Demo page")
+
+        async def info() -> JSONResponse:
+            api: TranslatorAPI = self.lit_api
+            return JSONResponse({
+                "model": self.model_description,
+                "search": asdict(api.search_cfg),
+                "limits": {k: getattr(api.serve_cfg, k) for k in (
+                    "max_chars", "max_tokens", "max_texts", "max_beam_size", "max_n_best",
+                    "max_length")},
+                "batching": {"max_batch_size": api.max_batch_size,
+                             "batch_timeout": api.batch_timeout,
+                             "length_group_ratio": api.serve_cfg.length_group_ratio},
+                "server": {"devices": self.devices, "workers_per_device": self.workers_per_device,
+                           "timeout": self.timeout},
+            })
+
+        self.app.add_api_route("/info", info, methods=["GET"],
+                               summary="Model config, languages, vocab sizes, step, dev BLEU")
+
+    def _register_api_endpoints(self, lit_api: TranslatorAPI, request_type: Any,
+                                response_type: Any) -> None:
+        self._callback_runner.trigger_event(EventTypes.ON_SERVER_START.value, litserver=self)
+        handler = ValidatingRequestHandler(lit_api, self)
+
+        async def predict(request: Request) -> dict:
+            return await handler.handle_request(request, Request)
+
+        error = {"description": "invalid request", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}}
+        self.app.add_api_route(
+            lit_api.api_path,
+            predict,
+            methods=["POST"],
+            response_model=TranslateResponse,
+            response_model_exclude_none=True,
+            summary="Translate one text or a list of texts",
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": TranslateBody.model_json_schema()}}}},
+            responses={400: error, 413: error, 422: error, 504: error},
+        )
+
+
+def accelerator() -> str:
+    """``"auto"`` (CUDA) when a GPU is present, else ``"cpu"``."""
+    import torch
+
+    return "auto" if torch.cuda.is_available() else "cpu"
+
+
+def build_server(checkpoint: str | Path, serve_cfg: ServeConfig,
+                 search_cfg: SearchConfig) -> TranslationServer:
+    """Assemble the server (the model itself is loaded by the worker's ``setup``).
+
+    Args:
+        checkpoint: bundle path.
+        serve_cfg: limits, batching, host/port.
+        search_cfg: default search options.
+
+    Returns:
+        A server ready to ``run(host, port)``.
+    """
+    info, src_tok = model_info(checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "batch/unbatch without max_batch_size"
+        api = TranslatorAPI(str(checkpoint), serve_cfg, search_cfg)
+    return TranslationServer(
+        api,
+        info,
+        src_tok,
+        accelerator=accelerator(),
+        workers_per_device=serve_cfg.workers_per_device,
+        timeout=serve_cfg.timeout,
+    )
+
+
+def serve(cfg: ServeJobConfig) -> None:
+    """Build the server for ``cfg`` and run it until interrupted."""
+    serve_cfg = ServeConfig(**{f.name: getattr(cfg, f.name) for f in fields(ServeConfig)})
+    server = build_server(cfg.checkpoint, serve_cfg, cfg.search)
+    logger.info("serving %s on http://%s:%d", cfg.checkpoint, cfg.host, cfg.port)
+    server.run(host=cfg.host, port=cfg.port, log_level=cfg.log_level,
+               generate_client_file=False, num_api_servers=1)
+
+
+def _to_dataclass(cfg: Any) -> ServeJobConfig:
+    from omegaconf import OmegaConf
+
+    obj = OmegaConf.to_object(cfg)
+    if not isinstance(obj, ServeJobConfig):  # pragma: no cover - structured config guarantees it
+        raise TypeError(f"unexpected config type {type(obj).__name__}")
+    return obj
+
+
+# Hydra writes no run directory or log file for a server unless asked to.
+_HYDRA_DEFAULTS = ("hydra.output_subdir=null", "hydra.run.dir=.",
+                   "hydra/job_logging=none", "hydra/hydra_logging=none")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """Run ``seq2seq-serve`` as a subprocess (tests, benchmarks); a context manager.
+
+    The server gets its own process group, so :meth:`stop` (SIGINT, then SIGKILL after a grace
+    period) ends it together with its litserve worker processes.
+
+    Args:
+        checkpoint: bundle path.
+        overrides: extra ``key=value`` overrides (e.g. ``max_batch_size=1``).
+        port: port on 127.0.0.1 (a free one when None).
+        log_path: file for the server's stdout/stderr (a temporary file when None).
+        ready_timeout: seconds to wait for ``/health`` to answer 200.
+    """
+
+    def __init__(self, checkpoint: str | Path, overrides: tuple[str, ...] | list[str] = (),
+                 port: int | None = None, log_path: str | Path | None = None,
+                 ready_timeout: float = 120.0) -> None:
+        self.checkpoint = str(Path(checkpoint).resolve())
+        self.overrides = list(overrides)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_timeout = ready_timeout
+        self.log_path = Path(log_path) if log_path else Path(
+            tempfile.mkstemp(prefix="seq2seq-serve-", suffix=".log")[1])
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> ServerProcess:
+        """Start the server and block until ``/health`` answers 200.
+
+        Raises:
+            RuntimeError: the server exited or was not ready in time (with its log's tail).
+        """
+        import requests
+
+        cmd = [sys.executable, "-m", "serve.server", f"checkpoint={self.checkpoint}",
+               "host=127.0.0.1", f"port={self.port}", *self.overrides]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready after {self.ready_timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        """Last ``n`` lines of the server's output."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Interrupt the server's process group; kill it if it is still there after ``grace``."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pgid = self.proc.pid  # start_new_session: the group id is the server's pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)  # stragglers (workers) of this group only
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def register_configs() -> None:
+    """Register the schema and the primary config ``serve_job`` in Hydra's ConfigStore.
+
+    The primary config merges ``conf/serve/default.yaml`` at the top level (so ``port=8001``,
+    ``max_batch_size=1`` work as plain overrides) and ``conf/search/beam.yaml`` under ``search``
+    (``search=greedy`` or ``search.beam_size=3`` to change it).
+    """
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="serve_job_schema", node=ServeJobConfig)
+    cs.store(name="serve_job", node={"defaults": [
+        "serve_job_schema", {"serve@_global_": "default"}, {"search": "beam"}, "_self_"]})
+
+
+def main() -> None:
+    """Console entry point ``seq2seq-serve`` (Hydra, structured config ``ServeJobConfig``)."""
+    import hydra
+    from omegaconf import DictConfig
+
+    register_configs()
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve_job")
+    def _run(cfg: DictConfig) -> None:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_missing(cfg, "checkpoint") or not cfg.checkpoint:
+            raise SystemExit("seq2seq-serve: give the bundle to serve, e.g. "
+                             "checkpoint=runs/default/checkpoints/best.pt")
+        job = _to_dataclass(cfg)
+        if not Path(job.checkpoint).is_file():
+            raise SystemExit(f"seq2seq-serve: checkpoint {job.checkpoint} does not exist")
+        serve(job)
+
+    given = {a.split("=", 1)[0] for a in sys.argv[1:]}
+    sys.argv += [d for d in _HYDRA_DEFAULTS if d.split("=", 1)[0] not in given]
+    _run()
+
+
+if __name__ == "__main__":
+    main()

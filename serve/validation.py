@@ -1,0 +1,268 @@
+"""Request validation for ``POST /predict``: raw body bytes -> :class:`TranslateRequest`.
+
+Every check raises :class:`RequestError` with an HTTP status and a message that names the field
+and says what is wrong, so a client can fix its request. The checks run in the HTTP process
+before a request is queued (so a bad request never reaches the model worker and never shares a
+batch with good ones) and again in ``decode_request`` inside the worker (defence in depth; the
+worker's loop isolates a failure to its own request).
+
+Accepted body (JSON object, UTF-8)::
+
+    {"text": "Hallo Welt."}                       # or
+    {"texts": ["Hallo Welt.", "Guten Morgen."],
+     "beam_size": 5, "n_best": 2, "max_length": 50, "return_alignment": true}
+
+Status codes: 400 for a body that is not UTF-8, not JSON or not a JSON object; 413 for a body over
+the byte limit; 422 for a well-formed body whose fields are missing, of the wrong type, empty,
+too long (characters or subword tokens), too many, or out of range.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from seq2seq.config import ServeConfig
+
+ALLOWED_FIELDS = ("text", "texts", "beam_size", "n_best", "max_length", "return_alignment")
+
+
+class RequestError(Exception):
+    """A client error: ``status`` is the HTTP code, ``message`` says what is wrong."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TranslateRequest:
+    """A validated request.
+
+    Attributes:
+        texts: source sentences (non-empty, stripped of nothing — sent to the model as given).
+        n_tokens: source subword count per text (from the source tokenizer; -1 when unknown).
+        beam_size, n_best: search options (``n_best <= beam_size``); None = server default.
+        max_length: maximum output length in subwords (EOS excluded); None = server default
+            (``max_len_a * src_len + max_len_b``).
+        return_alignment: return attention rows and the source/target pieces.
+        single: the request used ``"text"`` (a single string) rather than ``"texts"``.
+    """
+
+    texts: tuple[str, ...]
+    n_tokens: tuple[int, ...] = field(default=())
+    beam_size: int | None = None
+    n_best: int | None = None
+    max_length: int | None = None
+    return_alignment: bool = False
+    single: bool = False
+
+    def to_payload(self) -> dict:
+        """Plain-dict form that travels through litserve's request queue."""
+        return {
+            "texts": list(self.texts),
+            "n_tokens": list(self.n_tokens),
+            "beam_size": self.beam_size,
+            "n_best": self.n_best,
+            "max_length": self.max_length,
+            "return_alignment": self.return_alignment,
+            "single": self.single,
+        }
+
+
+class TranslateBody(BaseModel):
+    """``POST /predict`` body (OpenAPI documentation; validation is :func:`validate_payload`)."""
+
+    text: str | None = Field(None, description="One source sentence (use this or `texts`).")
+    texts: list[str] | None = Field(None, description="Several source sentences.")
+    beam_size: int | None = Field(None, ge=1, description="Beam width (1 = greedy).")
+    n_best: int | None = Field(None, ge=1, description="Hypotheses returned per text (<= beam).")
+    max_length: int | None = Field(None, ge=1, description="Maximum output subwords.")
+    return_alignment: bool = Field(False, description="Return attention rows and pieces.")
+
+
+class NBestItem(BaseModel):
+    text: str
+    score: float | None
+
+
+class TranslationItem(BaseModel):
+    text: str
+    score: float | None = Field(None, description="Length-normalised log-probability.")
+    n_best: list[NBestItem] | None = None
+    alignment: list[list[float]] | None = Field(
+        None, description="(target pieces + EOS) x source rows of attention weights."
+    )
+    src_pieces: list[str] | None = None
+    tgt_pieces: list[str] | None = None
+
+
+class TranslateResponse(BaseModel):
+    """``POST /predict`` response."""
+
+    translations: list[TranslationItem]
+
+
+def max_body_bytes(cfg: ServeConfig) -> int:
+    """Upper bound on an acceptable body: every text at the limit, fully ``\\uXXXX``-escaped."""
+    return cfg.max_texts * (cfg.max_chars * 12 + 8) + 4096
+
+
+def parse_body(body: bytes, cfg: ServeConfig) -> object:
+    """Decode a raw request body as UTF-8 JSON.
+
+    Raises:
+        RequestError: 413 when over :func:`max_body_bytes`, 400 when not UTF-8 or not JSON.
+    """
+    limit = max_body_bytes(cfg)
+    if len(body) > limit:
+        raise RequestError(413, f"request body is {len(body)} bytes; the limit is {limit}")
+    if not body.strip():
+        raise RequestError(400, 'request body is empty; send a JSON object like {"text": "..."}')
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RequestError(
+            400, f"request body is not valid UTF-8 (byte 0x{body[e.start]:02x} at offset {e.start})"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RequestError(
+            400, f"request body is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})"
+        ) from None
+
+
+def _int_field(payload: dict, name: str, upper: int) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(422, f"'{name}' must be an integer, got {_json_type(value)}")
+    if not 1 <= value <= upper:
+        raise RequestError(422, f"'{name}' must be between 1 and {upper}, got {value}")
+    return value
+
+
+def _check_text(text: object, where: str, cfg: ServeConfig) -> str:
+    if not isinstance(text, str):
+        raise RequestError(422, f"{where} must be a string, got {_json_type(text)}")
+    if not text.strip():
+        raise RequestError(422, f"{where} is empty")
+    if len(text) > cfg.max_chars:
+        raise RequestError(
+            422, f"{where} has {len(text)} characters; the limit is {cfg.max_chars}"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(422, f"{where} contains an unpaired UTF-16 surrogate") from None
+    return text
+
+
+def validate_payload(
+    payload: object,
+    cfg: ServeConfig,
+    count_tokens: Callable[[str], int] | None = None,
+    default_beam_size: int = 1,
+) -> TranslateRequest:
+    """Check a decoded JSON body against the schema and the server limits.
+
+    Args:
+        payload: the decoded JSON value.
+        cfg: limits (``max_chars``, ``max_tokens``, ``max_texts``, ``max_beam_size``,
+            ``max_n_best``, ``max_length``).
+        count_tokens: source subword counter; without it the token limit is not checked.
+        default_beam_size: beam used when the request gives none (to check ``n_best`` against).
+
+    Returns:
+        The validated request.
+
+    Raises:
+        RequestError: 400 when the body is not an object, 422 for any field problem.
+    """
+    if not isinstance(payload, dict):
+        raise RequestError(
+            400, f'request body must be a JSON object like {{"text": "..."}}, got {_json_type(payload)}'
+        )
+    unknown = sorted(set(payload) - set(ALLOWED_FIELDS))
+    if unknown:
+        raise RequestError(
+            422, f"unknown field(s) {unknown}; allowed fields are {list(ALLOWED_FIELDS)}"
+        )
+    has_text, has_texts = "text" in payload, "texts" in payload
+    if has_text == has_texts:
+        raise RequestError(
+            422,
+            "give exactly one of 'text' (a string) or 'texts' (a list of strings)"
+            + ("" if has_text else "; neither was given"),
+        )
+    if has_text:
+        texts = [_check_text(payload["text"], "'text'", cfg)]
+    else:
+        raw = payload["texts"]
+        if not isinstance(raw, list):
+            raise RequestError(
+                422, f"'texts' must be a list of strings, got {_json_type(raw)}"
+            )
+        if not raw:
+            raise RequestError(422, "'texts' is an empty list")
+        if len(raw) > cfg.max_texts:
+            raise RequestError(
+                422, f"'texts' has {len(raw)} items; the limit is {cfg.max_texts} per request"
+            )
+        texts = [_check_text(t, f"'texts[{i}]'", cfg) for i, t in enumerate(raw)]
+
+    n_tokens: list[int] = []
+    for i, t in enumerate(texts):
+        n = count_tokens(t) if count_tokens is not None else -1
+        if n > cfg.max_tokens:
+            where = "'text'" if has_text else f"'texts[{i}]'"
+            raise RequestError(
+                422, f"{where} has {n} subword tokens; the limit is {cfg.max_tokens}"
+            )
+        n_tokens.append(n)
+
+    beam_size = _int_field(payload, "beam_size", cfg.max_beam_size)
+    n_best = _int_field(payload, "n_best", cfg.max_n_best)
+    max_length = _int_field(payload, "max_length", cfg.max_length)
+    beam = beam_size if beam_size is not None else default_beam_size
+    if n_best is not None and n_best > beam:
+        raise RequestError(422, f"'n_best' ({n_best}) must not exceed the beam size ({beam})")
+    alignment = payload.get("return_alignment", False)
+    if alignment is None:
+        alignment = False
+    if not isinstance(alignment, bool):
+        raise RequestError(
+            422, f"'return_alignment' must be true or false, got {_json_type(alignment)}"
+        )
+    return TranslateRequest(
+        texts=tuple(texts),
+        n_tokens=tuple(n_tokens),
+        beam_size=beam_size,
+        n_best=n_best,
+        max_length=max_length,
+        return_alignment=alignment,
+        single=has_text,
+    )
+
+
+def _json_type(value: object) -> str:
+    """JSON name of a decoded value's type (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__

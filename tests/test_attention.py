@@ -1,0 +1,144 @@
+"""Tests for seq2seq.attention: masking, normalisation and hand-computed scores."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seq2seq.attention import (
+    BahdanauAttention,
+    LuongAttention,
+    build_attention,
+    mask_bias,
+)
+
+
+def _inputs(N: int = 3, S: int = 5, Hq: int = 4, M: int = 6):
+    g = torch.Generator().manual_seed(0)
+    query = torch.randn(N, Hq, generator=g)  # (N, Hq)
+    memory = torch.randn(N, S, M, generator=g)  # (N, S, M)
+    lengths = torch.tensor([5, 3, 1])[:N]
+    mask = torch.arange(S)[None] < lengths[:, None]  # (N, S)
+    return query, memory, mask
+
+
+def test_mask_bias_values() -> None:
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    bias = mask_bias(mask)
+    assert bias.dtype == torch.float32
+    assert torch.equal(bias[mask], torch.zeros(3))
+    assert torch.isneginf(bias[~mask]).all()
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "luong_dot", "luong_general"])
+def test_padding_gets_exactly_zero_weight_and_rows_sum_to_one(kind: str) -> None:
+    torch.manual_seed(0)
+    query, memory, mask = _inputs()
+    att = build_attention(kind, 4, 6)
+    keys = att.precompute_keys(memory)
+    # large scores elsewhere must not leak any weight into padding
+    context, w = att(query * 10, keys, memory, mask_bias(mask))
+    assert w.shape == (3, 5) and context.shape == (3, 6)
+    assert (w[~mask] == 0).all()
+    assert (w[mask] > 0).all()
+    torch.testing.assert_close(w.sum(-1), torch.ones(3))
+    assert torch.equal(w[2], torch.tensor([1.0, 0, 0, 0, 0]))
+    # context is the weighted sum of the memory
+    torch.testing.assert_close(context, torch.einsum("ns,nsm->nm", w, memory))
+
+
+def test_bahdanau_scores_match_hand_computation() -> None:
+    torch.manual_seed(1)
+    query, memory, mask = _inputs()
+    att = BahdanauAttention(4, 6, 3)
+    keys = att.precompute_keys(memory)
+    scores = att.scores(query, keys)  # (N, S)
+    Wq, bq = att.query_proj.weight, att.query_proj.bias
+    Wk, v = att.key_proj.weight, att.v.weight[0]
+    expected = torch.empty(3, 5)
+    for n in range(3):
+        for s in range(5):
+            hid = [
+                torch.tanh(sum(Wq[a, j] * query[n, j] for j in range(4)) + bq[a]
+                           + sum(Wk[a, j] * memory[n, s, j] for j in range(6)))
+                for a in range(3)
+            ]
+            expected[n, s] = sum(v[a] * hid[a] for a in range(3))
+    torch.testing.assert_close(scores, expected)
+    _, w = att(query, keys, memory, mask_bias(mask))
+    e = expected.masked_fill(~mask, float("-inf"))
+    torch.testing.assert_close(w, torch.softmax(e, -1))
+
+
+def test_luong_general_scores_match_hand_computation() -> None:
+    torch.manual_seed(2)
+    query, memory, _ = _inputs()
+    att = LuongAttention(4, 6, "general")
+    W = att.key_proj.weight  # (Hq, M)
+    scores = att.scores(query, att.precompute_keys(memory))
+    expected = torch.empty(3, 5)
+    for n in range(3):
+        for s in range(5):
+            expected[n, s] = sum(query[n, i] * W[i, j] * memory[n, s, j]
+                                 for i in range(4) for j in range(6))
+    torch.testing.assert_close(scores, expected)
+
+
+def test_luong_dot_is_plain_dot_product_when_sizes_match() -> None:
+    query, memory, _ = _inputs(M=4)
+    att = LuongAttention(4, 4, "dot")
+    assert att.key_proj is None and len(list(att.parameters())) == 0
+    keys = att.precompute_keys(memory)
+    assert keys is memory
+    expected = torch.tensor([[float(query[n] @ memory[n, s]) for s in range(5)]
+                             for n in range(3)])
+    torch.testing.assert_close(att.scores(query, keys), expected)
+
+
+def test_luong_dot_projects_keys_when_sizes_differ() -> None:
+    query, memory, _ = _inputs()
+    att = LuongAttention(4, 6, "dot")
+    assert att.key_proj is not None and att.key_proj.weight.shape == (4, 6)
+    keys = att.precompute_keys(memory)
+    torch.testing.assert_close(att.scores(query, keys),
+                               torch.einsum("nh,nsm,hm->ns", query, memory, att.key_proj.weight))
+
+
+def test_unknown_attention_raises() -> None:
+    with pytest.raises(ValueError, match="model.attention"):
+        build_attention("concat", 4, 4)
+    with pytest.raises(ValueError, match="dot"):
+        LuongAttention(4, 4, "mlp")
+
+
+def test_additive_score_backward_passes_gradcheck() -> None:
+    from seq2seq.attention import _AdditiveScore
+
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    keys = torch.randn(3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_AdditiveScore.apply, (q, keys, v))
+
+
+def test_deferred_context_gradients_equal_plain_bmm() -> None:
+    from seq2seq.attention import DeferredContext
+
+    g = torch.Generator().manual_seed(4)
+    memory = torch.randn(3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    ws = [torch.softmax(torch.randn(3, 5, generator=g, dtype=torch.float64), -1)
+          .requires_grad_() for _ in range(4)]
+
+    def grads(deferred: bool) -> list[torch.Tensor]:
+        m = memory * 2.0
+        fn = DeferredContext(m) if deferred else None
+        total = 0.0
+        for t, w in enumerate(ws[:-1]):
+            c = fn(w) if deferred else torch.bmm(w.unsqueeze(1), m).squeeze(1)
+            total = total + torch.sin(c * (t + 1)).sum()
+        if deferred:
+            fn(ws[-1])  # a step whose context gets no gradient
+        return list(torch.autograd.grad(total, [memory, *ws[:-1]]))
+
+    for a, b in zip(grads(True), grads(False), strict=True):
+        torch.testing.assert_close(a, b)

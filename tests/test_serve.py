@@ -1,0 +1,349 @@
+"""Tests of serve/api.py and serve/server.py (and the demo page serve/static/index.html).
+
+Fast tests drive the LitAPI and its batch loop in-process with the real tiny checkpoint. The
+``slow`` end-to-end tests start the real ``seq2seq-serve`` (``python -m serve.server``) on a free
+localhost port as a subprocess and talk HTTP to it; the browser test drives the demo page in
+headless Debian Chromium through Playwright.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from queue import Queue
+
+import pytest
+
+from seq2seq.config import SearchConfig, ServeConfig
+from serve.api import Job, LengthGroupedLoop, TranslatorAPI, plan_chunks, search_config_for
+from serve.validation import TranslateRequest
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHORT = "Und Gott sprach."
+LONG = ("Und Gott sprach: Es werde Licht! und es ward Licht. Und Gott sah das Licht, dass es "
+        "gut war; und Gott schied das Licht von der Finsternis.")
+SENTENCES = [
+    "Im Anfang schuf Gott die Himmel und die Erde.",
+    SHORT,
+    "Und es ward Abend und es ward Morgen: fünfter Tag.",
+    "Und Gott redete zu Noah und sprach:",
+]
+SERVER_SEARCH = SearchConfig(beam_size=3)
+
+
+# ----------------------------------------------------------------------------- planning (fast)
+
+def test_plan_chunks_groups_by_key_and_length_shortest_first():
+    # (name, key, length, n_texts)
+    items = [("a", 1, 30, 1), ("b", 1, 5, 1), ("c", 2, 6, 1), ("d", 1, 9, 1), ("e", 1, 17, 1),
+             ("f", 1, 16, 1)]
+    chunks = plan_chunks(items, key=lambda i: i[1], length=lambda i: i[2], size=lambda i: i[3],
+                         max_texts=10, ratio=2.0)
+    # key 1 sorted: b5 d9 f16 e17 a30; lengths < 8 count as 8: b,d,f (<=16) | e,a (<= 34)
+    assert [[i[0] for i in c] for c in chunks] == [["c"], ["b", "d", "f"], ["e", "a"]]
+
+
+def test_plan_chunks_respects_max_texts_and_ratio_zero():
+    items = [(n, 0, length, 2) for n, length in (("a", 1), ("b", 50), ("c", 3), ("d", 100))]
+    chunks = plan_chunks(items, key=lambda i: i[1], length=lambda i: i[2], size=lambda i: i[3],
+                         max_texts=4, ratio=0)
+    assert [[i[0] for i in c] for c in chunks] == [["a", "c"], ["b", "d"]]
+    # an item with more texts than max_texts gets a chunk of its own
+    big = [("x", 0, 5, 9), ("y", 0, 5, 1)]
+    chunks = plan_chunks(big, key=lambda i: i[1], length=lambda i: i[2], size=lambda i: i[3],
+                         max_texts=4, ratio=0)
+    assert sorted(len(c) for c in chunks) == [1, 1]
+
+
+def test_search_config_for_applies_request_options():
+    base = SearchConfig(beam_size=5, n_best=1, max_len_a=1.5, max_len_b=10)
+    req = TranslateRequest(texts=("a",), beam_size=3, n_best=2, max_length=7,
+                           return_alignment=True)
+    cfg = search_config_for(req, base)
+    assert (cfg.beam_size, cfg.n_best, cfg.max_len_a, cfg.max_len_b, cfg.return_alignment) == (
+        3, 2, 0.0, 7, True)
+    cfg = search_config_for(TranslateRequest(texts=("a",), beam_size=1), base)
+    assert (cfg.beam_size, cfg.n_best, cfg.max_len_a, cfg.max_len_b) == (1, 1, 1.5, 10)
+    assert cfg.length_penalty == base.length_penalty
+
+
+# ------------------------------------------------------------------- LitAPI + loop (real model)
+
+@pytest.fixture(scope="module")
+def api(tiny_bundle: Path) -> TranslatorAPI:
+    a = TranslatorAPI(str(tiny_bundle), ServeConfig(max_batch_size=8, batch_timeout=0.0),
+                      SERVER_SEARCH)
+    a.setup("cpu")
+    return a
+
+
+@pytest.fixture(scope="module")
+def expected(api: TranslatorAPI) -> dict[str, object]:
+    """Reference translations: each sentence alone, straight through the Translator."""
+    return {s: api.translator.translate([s], SERVER_SEARCH)[0] for s in [*SENTENCES, LONG]}
+
+
+def test_decode_predict_encode_matches_translator(api, expected):
+    job = api.decode_request({"texts": SENTENCES[:2], "n_best": 2, "return_alignment": True})
+    assert isinstance(job, Job) and job.search.n_best == 2 and job.search.return_alignment
+    assert job.request.n_tokens == tuple(len(api.translator.src_tok.encode(s))
+                                         for s in SENTENCES[:2])
+    (out,) = api.unbatch(api.predict(api.batch([job])))
+    enc = api.encode_response((job, out))
+    assert [t["text"] for t in enc["translations"]] == [expected[s].text for s in SENTENCES[:2]]
+    for s, t in zip(SENTENCES[:2], enc["translations"], strict=True):
+        assert t["score"] == pytest.approx(expected[s].score, abs=1e-4)
+        assert len(t["n_best"]) == 2 and t["n_best"][0]["text"] == t["text"]
+        assert t["n_best"][0]["score"] >= t["n_best"][1]["score"]
+        assert t["src_pieces"] == api.translator.src_tok.pieces(s)
+        assert len(t["alignment"]) == len(t["tgt_pieces"])
+        assert all(len(row) == len(t["src_pieces"]) for row in t["alignment"])
+        assert all(sum(row) == pytest.approx(1.0, abs=1e-3) for row in t["alignment"])
+
+
+def test_decode_request_rejects_bad_payloads_with_http_errors(api):
+    from fastapi import HTTPException
+
+    with pytest.raises(HTTPException) as info:
+        api.decode_request({"text": "x" * 1001})
+    assert info.value.status_code == 422 and "the limit is 1000" in info.value.detail
+
+
+class SinkTransport:
+    """Collects what the loop sends back, in order (stands in for litserve's response queues)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object, object]] = []
+
+    def send(self, item: tuple, consumer_id: int) -> None:
+        uid, (data, status, _kind, _worker) = item
+        self.sent.append((uid, data, status))
+
+
+def run_loop(api: TranslatorAPI, payloads: dict[str, object]) -> list[tuple[str, object, object]]:
+    """Feed ``payloads`` as one dynamic batch through the real loop; return the responses."""
+    from litserve.callbacks import CallbackRunner
+    from litserve.loops.base import _SENTINEL_VALUE
+
+    q: Queue = Queue()
+    for uid, p in payloads.items():
+        q.put((0, uid, time.monotonic(), p))
+    q.put(_SENTINEL_VALUE)
+    transport = SinkTransport()
+    LengthGroupedLoop().run_batched_loop(api, q, transport, CallbackRunner())
+    return transport.sent
+
+
+def test_loop_answers_bad_requests_alone_and_short_chunks_first(api, expected):
+    from litserve.utils import LitAPIStatus
+
+    sent = run_loop(api, {
+        "long": {"text": LONG},
+        "bad-empty": {"text": ""},
+        "short": {"text": SHORT},
+        "bad-type": {"texts": [1]},
+        "beam1": {"text": SHORT, "beam_size": 1},
+        "pair": {"texts": SENTENCES[2:]},
+    })
+    by_uid = {uid: (data, status) for uid, data, status in sent}
+    assert set(by_uid) == {"long", "bad-empty", "short", "bad-type", "beam1", "pair"}
+    assert by_uid["bad-empty"][1] == LitAPIStatus.ERROR
+    assert by_uid["bad-empty"][0].status_code == 422 and "empty" in by_uid["bad-empty"][0].detail
+    assert by_uid["bad-type"][0].status_code == 422
+    for uid, texts in (("long", [LONG]), ("short", [SHORT]), ("pair", SENTENCES[2:])):
+        data, status = by_uid[uid]
+        assert status == LitAPIStatus.OK
+        assert [t["text"] for t in data["translations"]] == [expected[s].text for s in texts]
+    greedy = api.translator.translate([SHORT], SearchConfig(beam_size=1))[0]
+    assert by_uid["beam1"][0]["translations"][0]["text"] == greedy.text
+    order = [uid for uid, _, _ in sent]
+    assert order.index("short") < order.index("long")  # the short chunk is answered first
+
+
+# --------------------------------------------------------------------- end to end (real server)
+
+@pytest.fixture(scope="module")
+def server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory):
+    from serve.server import ServerProcess
+
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    overrides = ["batch_timeout=0.05", "max_batch_size=16", "max_chars=300", "max_tokens=100",
+                 "max_texts=8", "max_beam_size=6", "max_n_best=6", "max_length=80",
+                 "log_level=warning", "search.beam_size=3", "threads=1"]
+    with ServerProcess(tiny_bundle, overrides, log_path=log, ready_timeout=180) as proc:
+        yield proc
+
+
+def post(server, body: object | bytes, **kwargs):
+    import requests
+
+    if isinstance(body, bytes):
+        return requests.post(server.url + "/predict", data=body, timeout=60,
+                             headers={"Content-Type": "application/json"}, **kwargs)
+    return requests.post(server.url + "/predict", json=body, timeout=60, **kwargs)
+
+
+@pytest.mark.slow
+def test_health_info_openapi(server, tiny_bundle):
+    import requests
+
+    from seq2seq.checkpoint import load_bundle
+
+    assert requests.get(server.url + "/health", timeout=10).text == "ok"
+    info = requests.get(server.url + "/info", timeout=10).json()
+    bundle = load_bundle(tiny_bundle)
+    model = info["model"]
+    assert model["step"] == 150 and model["dev_bleu"] == 1.5
+    assert (model["src_lang"], model["tgt_lang"]) == ("de", "en")
+    assert model["src_vocab_size"] == bundle["vocab"]["src_size"]
+    assert model["tgt_vocab_size"] == bundle["vocab"]["tgt_size"]
+    assert model["model_config"] == bundle["model_config"]
+    assert info["search"]["beam_size"] == 3
+    assert info["limits"]["max_texts"] == 8 and info["batching"]["max_batch_size"] == 16
+    schema = requests.get(server.url + "/openapi.json", timeout=10).json()
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert {"text", "texts", "beam_size", "n_best", "max_length", "return_alignment"} <= set(
+        body["schema"]["properties"])
+    assert "/info" in schema["paths"] and "/health" in schema["paths"]
+
+
+@pytest.mark.slow
+def test_single_and_list(server, expected):
+    r = post(server, {"text": SENTENCES[0]})
+    assert r.status_code == 200, r.text
+    (t,) = r.json()["translations"]
+    assert t["text"] == expected[SENTENCES[0]].text
+    assert t["score"] == pytest.approx(expected[SENTENCES[0]].score, abs=1e-4)
+    assert "alignment" not in t and "n_best" not in t
+    r = post(server, {"texts": SENTENCES})
+    assert r.status_code == 200, r.text
+    assert [t["text"] for t in r.json()["translations"]] == [expected[s].text for s in SENTENCES]
+
+
+@pytest.mark.slow
+def test_per_request_options(server, api):
+    r = post(server, {"text": SENTENCES[0], "beam_size": 5, "n_best": 4, "return_alignment": True})
+    assert r.status_code == 200, r.text
+    (t,) = r.json()["translations"]
+    ref = api.translator.translate([SENTENCES[0]], SearchConfig(beam_size=5, n_best=4))[0]
+    assert [h["text"] for h in t["n_best"]] == [h[0] for h in ref.n_best]
+    scores = [h["score"] for h in t["n_best"]]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 4
+    assert len(t["alignment"]) == len(t["tgt_pieces"]) and t["tgt_pieces"][-1] == "</s>"
+    assert t["src_pieces"] == api.translator.src_tok.pieces(SENTENCES[0])
+    r = post(server, {"text": SENTENCES[2], "max_length": 3, "return_alignment": True})
+    assert r.status_code == 200, r.text
+    (t,) = r.json()["translations"]
+    assert len(t["tgt_pieces"]) <= 4  # <= 3 pieces + "</s>"
+    r = post(server, {"text": SHORT, "beam_size": 1})
+    greedy = api.translator.translate([SHORT], SearchConfig(beam_size=1))[0]
+    assert r.json()["translations"][0]["text"] == greedy.text
+
+
+BAD_REQUESTS = [
+    (b'{"text": "\xff\xfe Gott"}', 400, "not valid UTF-8"),
+    (b'{"text": "Gott"', 400, "not valid JSON"),
+    (b"", 400, "request body is empty"),
+    (b'["Gott"]', 400, "must be a JSON object"),
+    ({}, 422, "exactly one of 'text'"),
+    ({"txt": "Gott"}, 422, "unknown field(s) ['txt']"),
+    ({"text": 42}, 422, "'text' must be a string"),
+    ({"texts": "Gott"}, 422, "'texts' must be a list"),
+    ({"texts": ["Gott", None]}, 422, "'texts[1]' must be a string"),
+    ({"text": ""}, 422, "'text' is empty"),
+    ({"texts": ["Gott", "  "]}, 422, "'texts[1]' is empty"),
+    ({"text": "G" * 301}, 422, "'text' has 301 characters; the limit is 300"),
+    ({"text": " ".join("Gott" * 30)}, 422, "subword tokens; the limit is 100"),
+    ({"texts": ["Gott"] * 9}, 422, "'texts' has 9 items; the limit is 8"),
+    ({"text": "Gott", "beam_size": 0}, 422, "'beam_size' must be between 1 and 6"),
+    ({"text": "Gott", "beam_size": 7}, 422, "'beam_size' must be between 1 and 6"),
+    ({"text": "Gott", "beam_size": "3"}, 422, "'beam_size' must be an integer"),
+    ({"text": "Gott", "n_best": 5}, 422, "'n_best' (5) must not exceed the beam size (3)"),
+    ({"text": "Gott", "max_length": 81}, 422, "'max_length' must be between 1 and 80"),
+    ({"text": "Gott", "return_alignment": "yes"}, 422, "'return_alignment' must be true"),
+    (b" " * 200_000, 413, "request body"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("body, status, message", BAD_REQUESTS,
+                         ids=[f"{i}-{s}" for i, (_, s, _) in enumerate(BAD_REQUESTS)])
+def test_bad_input_gets_4xx_and_server_keeps_serving(server, expected, body, status, message):
+    r = post(server, body)
+    assert r.status_code == status, r.text
+    assert message in r.json()["detail"]
+    ok = post(server, {"text": SHORT})
+    assert ok.status_code == 200 and ok.json()["translations"][0]["text"] == expected[SHORT].text
+
+
+@pytest.mark.slow
+def test_concurrent_good_and_bad_requests(server, expected):
+    bodies = [({"text": s}, 200) for s in SENTENCES * 3] + [({"text": LONG}, 200)] + [
+        (b, st) for b, st, _ in BAD_REQUESTS[:6]]
+    results: list = [None] * len(bodies)
+    barrier = threading.Barrier(len(bodies))
+
+    def client(i: int) -> None:
+        barrier.wait()
+        results[i] = post(server, bodies[i][0])
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for (body, status), r in zip(bodies, results, strict=True):
+        assert r is not None and r.status_code == status, (body, r and r.text)
+        if status == 200:
+            assert r.json()["translations"][0]["text"] == expected[body["text"]].text
+    assert post(server, {"text": SHORT}).status_code == 200
+
+
+# ------------------------------------------------------------------------ demo page (browser)
+
+@pytest.mark.slow
+def test_demo_page_in_headless_chromium(server, api):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium "
+                    "(`apt-get install -y chromium`, done by .ci/run)")
+    import requests
+    from playwright.sync_api import sync_playwright
+
+    assert "<textarea" in requests.get(server.url + "/demo", timeout=10).text
+    ref = post(server, {"text": SENTENCES[0], "return_alignment": True}).json()["translations"][0]
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/", wait_until="load")
+            page.wait_for_function("document.getElementById('model').textContent.includes('step')")
+            assert "de → en" in page.text_content("#model")
+            assert page.input_value("#beam") == "3"  # server default from /info
+            page.fill("#source", SENTENCES[0])
+            page.click("#translate")
+            page.wait_for_function(
+                "document.getElementById('heatmap').dataset.rows !== '0'", timeout=30_000)
+            assert page.text_content("#result") == ref["text"]
+            rows = int(page.get_attribute("#heatmap", "data-rows"))
+            cols = int(page.get_attribute("#heatmap", "data-cols"))
+            assert (rows, cols) == (len(ref["tgt_pieces"]), len(ref["src_pieces"]))
+            # the heat map really was drawn: some cells are coloured (not white)
+            coloured = page.evaluate("""() => {
+                const c = document.getElementById('heatmap');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0;
+                for (let i = 0; i < d.length; i += 4) if (d[i + 2] === 255 && d[i] < 250) n++;
+                return n;
+            }""")
+            assert coloured > rows * cols * 20
+            # a bad input shows the server's message instead of a result
+            page.fill("#source", "   ")
+            page.click("#translate")
+            page.wait_for_function("document.getElementById('error').textContent.length > 0")
+            assert "422" in page.text_content("#error") and "empty" in page.text_content("#error")
+            assert page.text_content("#result") == ""
+        finally:
+            browser.close()

@@ -1,0 +1,84 @@
+"""Tests for seq2seq.translate (the ``seq2seq-translate`` command) on the real tiny bundle."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import matplotlib.image as mpimg
+import pytest
+
+from seq2seq.config import SearchConfig
+from seq2seq.data import read_lines
+from seq2seq.plots import PNG_MAGIC
+from seq2seq.translate import TranslateConfig, search_config, translate_stream
+from seq2seq.translator import Translator
+
+FAST = dict(beam_size=2, max_len_a=1.0, max_len_b=5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def lines(tiny_corpus) -> list[str]:
+    return read_lines(tiny_corpus["src_test"])[:5]
+
+
+def _run(cfg: TranslateConfig, text: str) -> list[str]:
+    out = io.StringIO()
+    n = translate_stream(cfg, io.StringIO(text), out)
+    result = out.getvalue().split("\n")
+    assert result[-1] == ""
+    assert n == text.count("\n")
+    return result[:-1]
+
+
+def test_one_best_lines_match_translator(tiny_bundle, lines):
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), **FAST)
+    got = _run(cfg, "\n".join([lines[0], "", *lines[1:]]) + "\n")
+    expected = Translator.from_checkpoint(tiny_bundle).translate(lines, search_config(cfg))
+    assert got == [expected[0].text, "", *[t.text for t in expected[1:]]]
+
+
+def test_chunking_does_not_change_output(tiny_bundle, lines):
+    text = "\n".join(lines) + "\n"
+    whole = _run(TranslateConfig(checkpoint=str(tiny_bundle), chunk_size=0, **FAST), text)
+    small = _run(TranslateConfig(checkpoint=str(tiny_bundle), chunk_size=2, **FAST), text)
+    assert whole == small and len(whole) == 5
+
+
+def test_scores_column(tiny_bundle, lines):
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), scores=True, **FAST)
+    got = _run(cfg, lines[0] + "\n")
+    best = Translator.from_checkpoint(tiny_bundle).translate(lines[:1], search_config(cfg))[0]
+    assert got == [f"{best.text}\t{best.score:.4f}"]
+
+
+def test_search_config_and_validation(tiny_bundle):
+    cfg = TranslateConfig(checkpoint="x", beam_size=7, alpha=0.6, plot_attention="a.png")
+    assert search_config(cfg) == SearchConfig(beam_size=7, alpha=0.6, return_alignment=True)
+    with pytest.raises(ValueError, match="n_best must be in"):
+        translate_stream(TranslateConfig(checkpoint=str(tiny_bundle), beam_size=2, n_best=3),
+                         io.StringIO("x\n"), io.StringIO())
+
+
+@pytest.mark.slow
+def test_cli_stdin_nbest_and_plot(tiny_bundle, lines, tmp_path):
+    """Real subprocess: stdin in, n-best TSV out, attention PNG of the first sentence."""
+    cmd = [sys.executable, "-m", "seq2seq.translate", f"checkpoint={tiny_bundle}", "beam_size=3",
+           "n_best=2", "max_len_b=5", "max_len_a=1.0", "plot_attention=attn.png"]
+    r = subprocess.run(cmd, input="\n".join(lines[:3]) + "\n", cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [int(row[0]) for row in rows] == [0, 0, 1, 1, 2, 2]
+    cfg = SearchConfig(beam_size=3, n_best=2, max_len_b=5, max_len_a=1.0)
+    expected = Translator.from_checkpoint(tiny_bundle).translate(lines[:3], cfg)
+    assert [row[1] for row in rows] == [text for t in expected for text, _ in t.n_best]
+    assert [float(row[2]) for row in rows] == pytest.approx(
+        [s for t in expected for _, s in t.n_best], abs=1e-4)
+    png = tmp_path / "attn.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC and mpimg.imread(png).shape[0] > 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attn.png"]
+    bad = subprocess.run([*cmd[:4], "beem=3"], input="", cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode != 0 and "Key 'beem' not in 'TranslateConfig'" in bad.stderr

@@ -1,0 +1,115 @@
+"""Tests for seq2seq.translator on the real tiny bundle."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from seq2seq.checkpoint import load_bundle
+from seq2seq.config import SearchConfig
+from seq2seq.data import pad_sequences, read_lines
+from seq2seq.search import search
+from seq2seq.translator import Translation, Translator
+
+GREEDY = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=5)
+BEAM = SearchConfig(beam_size=3, n_best=3, max_len_a=1.0, max_len_b=5)
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_bundle) -> Translator:
+    return Translator.from_checkpoint(tiny_bundle)
+
+
+@pytest.fixture(scope="module")
+def sentences(tiny_corpus) -> list[str]:
+    return read_lines(tiny_corpus["src_train"])[:10]
+
+
+def test_matches_direct_search_in_input_order(translator, sentences):
+    """Sorting into batches and back gives exactly what searching each sentence alone gives."""
+    cfg = replace(BEAM, batch_size=4)
+    out = translator.translate(sentences, cfg)
+    assert len(out) == len(sentences)
+    for text, tr in zip(sentences, out, strict=True):
+        src, src_len = pad_sequences([translator.src_tok.encode(text)])  # (1, S), (1,)
+        hyps = search(translator.model, src, src_len, cfg)[0]
+        assert tr.tokens == hyps[0].tokens
+        assert tr.text == translator.tgt_tok.decode(hyps[0].tokens)
+        assert tr.score == pytest.approx(hyps[0].score, abs=1e-5)
+        assert [t for t, _ in tr.n_best] == [translator.tgt_tok.decode(h.tokens) for h in hyps]
+        assert len(tr.n_best) == 3
+        assert [s for _, s in tr.n_best] == sorted((s for _, s in tr.n_best), reverse=True)
+        assert tr.alignment is None
+        assert tr.src_pieces == translator.src_tok.pieces(text)
+        assert tr.tgt_pieces[-1] == "</s>" and len(tr.tgt_pieces) == len(tr.tokens) + 1
+
+
+def test_batch_size_does_not_change_results(translator, sentences):
+    a = translator.translate(sentences, replace(GREEDY, batch_size=64))
+    b = translator.translate(sentences, replace(GREEDY, batch_size=3))
+    assert [t.tokens for t in a] == [t.tokens for t in b]
+    assert [t.score for t in a] == pytest.approx([t.score for t in b], abs=1e-5)
+
+
+def test_translation_is_not_noise(translator, sentences):
+    """The briefly trained model produces English-looking output for a training sentence."""
+    out = translator.translate(["Und Gott redete zu Noah und sprach:"], GREEDY)[0]
+    assert out.text
+    assert set(out.text.split()) & {"God", "spoke", "to", "and", "saying,", "said,"}
+
+
+def test_empty_inputs_skip_the_model(translator, sentences, monkeypatch):
+    calls = []
+    real = translator.model.encode
+    monkeypatch.setattr(translator.model, "encode", lambda *a: calls.append(a) or real(*a))
+    out = translator.translate(["", "   \t", sentences[0], ""], GREEDY)
+    assert [t.text for t in out[:2]] == ["", ""] and out[3].text == ""
+    assert out[0].tokens == [] and out[0].n_best == [("", 0.0)] and out[0].src_pieces == []
+    assert out[2].text == translator.translate([sentences[0]], GREEDY)[0].text
+    assert len(calls) == 2  # one batch in the mixed call, one in the check
+    calls.clear()
+    assert [t.text for t in translator.translate(["", " "], GREEDY)] == ["", ""]
+    assert translator.translate([], GREEDY) == []
+    assert calls == []
+
+
+def test_alignment_shape_and_rows(translator, sentences):
+    out = translator.translate(sentences[:4], replace(GREEDY, return_alignment=True))
+    for tr in out:
+        a = torch.tensor(tr.alignment)  # (T_out + 1, S)
+        assert a.shape == (len(tr.tokens) + 1, len(tr.src_pieces))
+        assert torch.allclose(a.sum(1), torch.ones(a.shape[0]), atol=1e-4)
+        assert (a >= 0).all()
+    json.dumps([t.to_dict() for t in out])  # plain JSON for the server
+
+
+def test_progress_counts_every_sentence(translator, sentences):
+    seen = []
+    translator.translate(["", *sentences[:5]], replace(GREEDY, batch_size=2), progress=seen.append)
+    assert sum(seen) == 6 and seen[0] == 1
+
+
+def test_info(translator, tiny_bundle):
+    info = translator.info()
+    bundle = load_bundle(tiny_bundle)
+    assert info["src_lang"] == "de" and info["tgt_lang"] == "en"
+    assert info["src_vocab_size"] == bundle["vocab"]["src_size"] == translator.src_tok.vocab_size
+    assert info["tgt_vocab_size"] == translator.tgt_tok.vocab_size
+    assert info["step"] == bundle["meta"]["step"] > 0
+    assert info["dev_bleu"] == 1.5
+    assert info["model_config"]["hidden_size"] == 32
+    assert info["parameters"] == sum(p.numel() for p in translator.model.parameters())
+    json.dumps(info)
+
+
+def test_translation_dataclass_to_dict():
+    t = Translation(text="a", score=-1.0, tokens=[5], n_best=[("a", -1.0)])
+    assert t.to_dict()["n_best"] == [["a", -1.0]]
+
+
+def test_bad_batch_size(translator):
+    with pytest.raises(ValueError, match="batch_size"):
+        translator.translate(["x"], replace(GREEDY, batch_size=0))
