@@ -1,7 +1,7 @@
 """Benchmark the fused recurrent core against torch.nn.LSTM/GRU and a naive cell loop.
 
 ``python -m benchmarks.rnn_core [--threads 2] [--repeats 3] [--json out.json]`` prints one
-table measured in one run (best of ``--repeats``): forward (inference, no grad) and forward+backward times of
+table measured in one run (best of ``--repeats`` round-robin rounds): forward (inference, no grad) and forward+backward times of
 FusedLSTM/FusedGRU, torch.nn.LSTM/GRU and a Python loop over nn.LSTMCell/GRUCell, the ratios,
 and the effective GFLOP/s against the machine's own large float32 GEMM.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ class Shape:
     layers: int = 2
     bidirectional: bool = True
 
+
+IMPLS = ("fused", "native", "cell")
 
 SHAPES = [
     Shape("translation", 64, 50, 256, 512),
@@ -116,26 +119,40 @@ def build(kind: str, impl: str, shape: Shape) -> nn.Module:
     return CellLoop(kind, shape)
 
 
-def measure(kind: str, impl: str, shape: Shape, repeats: int) -> tuple[float, float]:
-    """Forward (no grad) and forward+backward seconds of one implementation."""
+def measure(kind: str, shape: Shape, repeats: int) -> dict[str, tuple[float, float]]:
+    """Forward (no grad) and forward+backward seconds of every implementation.
+
+    The implementations are timed round-robin (one run each per round, best of ``repeats``
+    rounds after a warm-up round), so interference from other jobs hits them alike.
+    """
     torch.manual_seed(0)
-    module = build(kind, impl, shape)
     x = torch.randn(shape.steps, shape.batch, shape.input_size, requires_grad=True)
+    modules = {impl: build(kind, impl, shape) for impl in IMPLS}
 
     def out(m: nn.Module) -> Tensor:
         y = m(x)
         return y[0] if isinstance(y, tuple) else y
 
-    def fwd() -> None:
+    def fwd(m: nn.Module) -> float:
+        start = time.perf_counter()
         with torch.no_grad():
-            out(module)
+            out(m)
+        return time.perf_counter() - start
 
-    def fwd_bwd() -> None:
-        module.zero_grad(set_to_none=True)
+    def fwd_bwd(m: nn.Module) -> float:
+        m.zero_grad(set_to_none=True)
         x.grad = None
-        out(module).sum().backward()
+        start = time.perf_counter()
+        out(m).sum().backward()
+        return time.perf_counter() - start
 
-    return timeit(fwd, repeats), timeit(fwd_bwd, repeats)
+    best = {impl: [math.inf, math.inf] for impl in IMPLS}
+    for rnd in range(repeats + 1):
+        for impl, m in modules.items():
+            f, fb = fwd(m), fwd_bwd(m)
+            if rnd:  # round 0 warms up
+                best[impl] = [min(best[impl][0], f), min(best[impl][1], fb)]
+    return {impl: (f, fb) for impl, (f, fb) in best.items()}
 
 
 def run(repeats: int, shapes: list[Shape]) -> dict:
@@ -145,9 +162,7 @@ def run(repeats: int, shapes: list[Shape]) -> dict:
     for shape in shapes:
         for kind, gates in (("lstm", 4), ("gru", 3)):
             flops = rnn_flops(shape, gates)
-            res = {
-                impl: measure(kind, impl, shape, repeats) for impl in ("fused", "native", "cell")
-            }
+            res = measure(kind, shape, repeats)
             for impl, (f, fb) in res.items():
                 rows.append(
                     {
@@ -199,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--shapes", nargs="+", default=[s.name for s in SHAPES])
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)

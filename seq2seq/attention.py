@@ -36,7 +36,7 @@ class _MemoryGradSink(torch.autograd.Function):
         W = torch.stack(acc.weights, dim=2)  # (N, S, T)
         G = torch.stack(grads, dim=1)  # (N, T, M)
         acc.weights, acc.grads = [], {}
-        return torch.bmm(W, G), None  # (N, S, M)
+        return torch.bmm(W.to(memory.dtype), G), None  # (N, S, M)
 
 
 class _StepContext(torch.autograd.Function):
@@ -45,15 +45,17 @@ class _StepContext(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weights: torch.Tensor, token: torch.Tensor, acc: _ContextStore,
                 t: int) -> torch.Tensor:
-        ctx.acc, ctx.t = acc, t
-        return torch.bmm(weights.unsqueeze(1), acc.memory).squeeze(1)  # (N, M)
+        ctx.acc, ctx.t, ctx.w_dtype = acc, t, weights.dtype
+        w = weights.to(acc.memory.dtype).unsqueeze(1)  # (N, 1, S) explicit: autocast-proof
+        return torch.bmm(w, acc.memory).squeeze(1)  # (N, M)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
         acc: _ContextStore = ctx.acc
+        grad = grad.to(acc.memory.dtype)
         acc.grads[ctx.t] = grad
         grad_w = torch.bmm(acc.memory, grad.unsqueeze(2)).squeeze(2)  # (N, S)
-        return grad_w, grad.new_zeros(0), None, None
+        return grad_w.to(ctx.w_dtype), grad.new_zeros(0), None, None
 
 
 class _ContextStore:
@@ -119,17 +121,20 @@ class _AdditiveScore(torch.autograd.Function):
     def forward(ctx, q: torch.Tensor, keys: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         N, S, A = keys.shape
         e = torch.tanh(keys + q.unsqueeze(1))  # (N, S, A)
-        ctx.save_for_backward(e, v)
-        return torch.mv(e.view(N * S, A), v).view(N, S)  # (N, S)
+        v_e = v.to(e.dtype)  # explicit casts: custom functions see no autocast in backward
+        ctx.save_for_backward(e, v_e)
+        ctx.dtypes = (q.dtype, keys.dtype, v.dtype)
+        return torch.mv(e.view(N * S, A), v_e).view(N, S)  # (N, S)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         e, v = ctx.saved_tensors
+        q_dtype, k_dtype, v_dtype = ctx.dtypes
         N, S, A = e.shape
-        g = grad.contiguous()
+        g = grad.to(e.dtype).contiguous()  # (N, S)
         de = torch.ops.aten.tanh_backward(g.unsqueeze(2) * v, e)  # (N, S, A)
         grad_v = torch.mv(e.view(N * S, A).t(), g.view(N * S))  # (A,)
-        return de.sum(1), de, grad_v
+        return de.sum(1).to(q_dtype), de.to(k_dtype), grad_v.to(v_dtype)
 
 
 class _Attention(nn.Module):
@@ -138,7 +143,8 @@ class _Attention(nn.Module):
     def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def scores(self, query: torch.Tensor, keys: torch.Tensor,
+               group: int = 1) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def forward(
@@ -148,25 +154,39 @@ class _Attention(nn.Module):
         memory: torch.Tensor,
         bias: torch.Tensor,
         context_fn: DeferredContext | None = None,
+        group: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend with one query per row.
 
+        With ``group = g > 1`` the ``N = B * g`` queries come in ``B`` runs of ``g`` consecutive
+        rows that share one source row of ``keys``/``memory``/``bias`` (beam hypotheses of one
+        sentence), so the per-source tensors are never copied per hypothesis. The math is the
+        same as with the source rows repeated ``g`` times.
+
         Args:
             query: ``(N, Hq)`` decoder state.
-            keys: ``(N, S, K)`` output of :meth:`precompute_keys`.
-            memory: ``(N, S, M)`` encoder outputs (the values).
-            bias: ``(N, S)`` additive mask from :func:`mask_bias`.
-            context_fn: optional :class:`DeferredContext` over ``memory`` (training passes).
+            keys: ``(B, S, K)`` output of :meth:`precompute_keys`, ``B = N / group``.
+            memory: ``(B, S, M)`` encoder outputs (the values).
+            bias: ``(B, S)`` additive mask from :func:`mask_bias`.
+            context_fn: optional :class:`DeferredContext` over ``memory`` (training passes;
+                ``group`` must be 1).
+            group: consecutive query rows per source row.
 
         Returns:
             ``(context (N, M), weights (N, S))``; weights are 0 at padding and rows sum to 1.
         """
-        scores = self.scores(query, keys) + bias  # (N, S)
-        weights = torch.softmax(scores, dim=-1)  # (N, S)
-        if context_fn is not None:
-            return context_fn(weights), weights  # (N, M), (N, S)
-        context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (N, M)
-        return context, weights
+        if group == 1:
+            scores = self.scores(query, keys) + bias  # (N, S)
+            weights = torch.softmax(scores, dim=-1)  # (N, S)
+            if context_fn is not None:
+                return context_fn(weights), weights  # (N, M), (N, S)
+            context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (N, M)
+            return context, weights
+        B, S = bias.shape
+        scores = self.scores(query, keys, group).view(B, group, S) + bias[:, None]  # (B, g, S)
+        weights = torch.softmax(scores, dim=-1)  # (B, g, S)
+        context = torch.bmm(weights, memory)  # (B, g, M)
+        return context.view(B * group, -1), weights.view(B * group, S)  # (N, M), (N, S)
 
 
 class BahdanauAttention(_Attention):
@@ -195,18 +215,24 @@ class BahdanauAttention(_Attention):
         """
         return self.key_proj(memory)  # (B, S, A)
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    def scores(self, query: torch.Tensor, keys: torch.Tensor, group: int = 1) -> torch.Tensor:
         """Unmasked scores.
 
         Args:
             query: ``(N, Hq)``.
-            keys: ``(N, S, A)``.
+            keys: ``(N / group, S, A)``; query rows ``i * group ... (i + 1) * group - 1`` use
+                keys row ``i``.
+            group: consecutive query rows per keys row.
 
         Returns:
             ``(N, S)`` scores.
         """
         q = self.query_proj(query)  # (N, A)
-        return _AdditiveScore.apply(q, keys, self.v.weight[0])  # (N, S)
+        if group == 1:
+            return _AdditiveScore.apply(q, keys, self.v.weight[0])  # (N, S)
+        B, S, A = keys.shape
+        e = torch.tanh(keys[:, None] + q.view(B, group, 1, A))  # (B, g, S, A)
+        return torch.mv(e.view(-1, A), self.v.weight[0]).view(B * group, S)  # (N, S)
 
 
 class LuongAttention(_Attention):
@@ -243,17 +269,23 @@ class LuongAttention(_Attention):
             return memory
         return self.key_proj(memory)  # (B, S, Hq)
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    def scores(self, query: torch.Tensor, keys: torch.Tensor, group: int = 1) -> torch.Tensor:
         """Unmasked scores.
 
         Args:
             query: ``(N, Hq)``.
-            keys: ``(N, S, Hq)``.
+            keys: ``(N / group, S, Hq)``; query rows ``i * group ... (i + 1) * group - 1`` use
+                keys row ``i``.
+            group: consecutive query rows per keys row.
 
         Returns:
             ``(N, S)`` scores.
         """
-        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (N, S)
+        if group == 1:
+            return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (N, S)
+        B, S, Hq = keys.shape
+        q = query.view(B, group, Hq).transpose(1, 2)  # (B, Hq, g)
+        return torch.bmm(keys, q).transpose(1, 2).reshape(B * group, S)  # (N, S)
 
 
 def build_attention(kind: str, query_size: int, key_size: int) -> _Attention:

@@ -109,7 +109,7 @@ class TrainConfig:
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         precision: ``"auto"`` (bf16 autocast on CUDA when supported, else fp16 with GradScaler;
             fp32 on CPU), ``"fp32"``, ``"bf16"`` or ``"fp16"``.
-        threads: CPU threads for torch (0 = torch's default).
+        threads: CPU threads for torch per process (0 = all cores).
         max_tokens: target+source padded tokens per batch (token-based batching).
         accum_steps: gradient accumulation steps per update.
         optimizer: ``"adam"`` or ``"adamw"``.
@@ -118,8 +118,10 @@ class TrainConfig:
         schedule: ``"plateau"`` (warmup then halve on dev plateau), ``"inverse_sqrt"``,
             ``"noam"``-style warmup+decay, or ``"constant"``.
         warmup_steps, lr_decay, lr_patience, min_lr: schedule settings.
-        max_epochs, max_steps, max_minutes: stop at whichever comes first (0 = unlimited).
-        validate_every: updates between validations (dev loss, perplexity, BLEU).
+        max_epochs, max_steps, max_minutes: stop at whichever comes first (0 = unlimited);
+            max_minutes counts training wall time (validation included, resumed segments
+            added up), not data loading or sentencepiece training.
+        validate_every: updates between validations (dev loss, perplexity, BLEU; 0 = off).
         validate_minutes: also validate when this many minutes passed since the last one (0=off).
         val_beam_size: beam for dev BLEU (1 = greedy).
         patience: early stopping after this many validations without BLEU gain (0 = off).
@@ -130,7 +132,7 @@ class TrainConfig:
 
     device: str = "auto"
     precision: str = "auto"
-    threads: int = 0
+    threads: int = 2
     max_tokens: int = 4000
     accum_steps: int = 1
     optimizer: str = "adam"

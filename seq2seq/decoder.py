@@ -5,8 +5,11 @@ One decoder step, for previous token ``y`` and previous attentional vector ``a'`
     h_1 = cell_1([emb(y); a'], h_1)          # input feeding: a' joins the first layer's input
     h_l = cell_l(dropout(h_{l-1}), h_l)      # further layers
     c, w = attention(h_L, memory)            # context (N, 2H), weights (N, S)
-    a = tanh(W_c [c; h_L])                   # attentional vector (N, H)
-    logits = W_o dropout(P a) + b_o          # P only when tying needs a size change
+    a = tanh(W_c [c; h_L])                   # attentional vector (N, H), fed to the next step
+    logits = W_o P dropout(a) + b_o          # P only when tying needs a size change
+
+Dropout acts on the target embeddings, between decoder layers and on the attentional vectors
+before the output layer (all steps at once, after the loop); the fed-back vector is undropped.
 
 The teacher-forced pass (:meth:`AttentionDecoder.forward`) is written for throughput: the target
 embeddings and their share of the first layer's input projection are computed for all steps in
@@ -18,7 +21,7 @@ both paths compute identical functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,28 +36,66 @@ from seq2seq.encoder import EncoderOut
 class DecoderState:
     """Incremental decoding state for ``N`` rows (hypotheses).
 
+    The per-source tensors (``src_*``) are kept once per SOURCE row: the ``N = B * group`` rows
+    come in ``B`` runs of ``group`` consecutive rows that share a source row (the hypotheses of
+    one sentence in beam search), so repeating and reordering hypotheses never copies the
+    encoder memory. The properties :attr:`memory`, :attr:`keys`, :attr:`bias` and :attr:`mask`
+    give the per-row ``(N, ...)`` view (materialised only when ``group > 1``).
+
     Attributes:
         hidden: ``(L, N, H)`` decoder hidden state per layer.
         cell: ``(L, N, H)`` LSTM cell state per layer, or None for a GRU.
         feed: ``(N, H)`` previous attentional vector (zeros before the first step).
-        memory: ``(N, S, 2H)`` encoder outputs.
-        keys: ``(N, S, K)`` attention keys precomputed from ``memory``.
-        bias: ``(N, S)`` additive attention mask (0 real, ``-inf`` padding).
-        mask: ``(N, S)`` bool, True at real source positions.
+        src_memory: ``(B, S, 2H)`` encoder outputs.
+        src_keys: ``(B, S, K)`` attention keys precomputed from ``src_memory``.
+        src_bias: ``(B, S)`` additive attention mask (0 real, ``-inf`` padding).
+        src_mask: ``(B, S)`` bool, True at real source positions.
         attn: ``(N, S)`` attention weights of the last step, or None before the first step.
+        group: rows per source row (``N = B * group``).
     """
 
     hidden: torch.Tensor
     cell: torch.Tensor | None
     feed: torch.Tensor
-    memory: torch.Tensor
-    keys: torch.Tensor
-    bias: torch.Tensor
-    mask: torch.Tensor
+    src_memory: torch.Tensor
+    src_keys: torch.Tensor
+    src_bias: torch.Tensor
+    src_mask: torch.Tensor
     attn: torch.Tensor | None = None
+    group: int = 1
+
+    def _per_row(self, t: torch.Tensor) -> torch.Tensor:
+        """``(B, ...)`` per-source tensor as ``(N, ...)`` per row."""
+        return t if self.group == 1 else t.repeat_interleave(self.group, dim=0)
+
+    @property
+    def memory(self) -> torch.Tensor:
+        """``(N, S, 2H)`` encoder outputs per row."""
+        return self._per_row(self.src_memory)
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """``(N, S, K)`` attention keys per row."""
+        return self._per_row(self.src_keys)
+
+    @property
+    def bias(self) -> torch.Tensor:
+        """``(N, S)`` additive attention mask per row."""
+        return self._per_row(self.src_bias)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """``(N, S)`` bool source mask per row."""
+        return self._per_row(self.src_mask)
 
     def index_select(self, index: torch.Tensor) -> DecoderState:
         """Select, reorder or repeat rows.
+
+        Per-row tensors are indexed directly. The per-source tensors are indexed by source row
+        only, and only when the selection changes them: if the selected rows come in equal runs
+        that each share one source row (beam expansion ``arange(B).repeat_interleave(K)``,
+        reordering within runs, dropping whole runs) the new state keeps one source row per run;
+        otherwise it falls back to one source row per row (``group = 1``).
 
         Args:
             index: ``(N',)`` long row indices into the current ``N`` rows.
@@ -62,15 +103,31 @@ class DecoderState:
         Returns:
             A new state with ``N'`` rows.
         """
-        out = {}
-        for f in fields(self):
-            t = getattr(self, f.name)
-            if t is None:
-                out[f.name] = None
-            else:
-                dim = 1 if f.name in ("hidden", "cell") else 0
-                out[f.name] = t.index_select(dim, index)
-        return DecoderState(**out)
+        src = index // self.group if self.group > 1 else index  # (N',) source row of each row
+        n = index.numel()
+        values, counts = torch.unique_consecutive(src, return_counts=True)  # (B',), (B',)
+        m = values.numel()
+        if m > 0 and n % m == 0 and bool((counts == n // m).all()):
+            group, sel = n // m, values
+        else:
+            group, sel = 1, src
+        B = self.src_memory.shape[0]
+        if sel.numel() == B and bool((sel == torch.arange(B, device=sel.device)).all()):
+            memory, keys, bias, mask = self.src_memory, self.src_keys, self.src_bias, self.src_mask
+        else:
+            memory, keys, bias, mask = (t.index_select(0, sel) for t in (
+                self.src_memory, self.src_keys, self.src_bias, self.src_mask))
+        return DecoderState(
+            hidden=self.hidden.index_select(1, index),
+            cell=self.cell.index_select(1, index) if self.cell is not None else None,
+            feed=self.feed.index_select(0, index),
+            src_memory=memory,
+            src_keys=keys,
+            src_bias=bias,
+            src_mask=mask,
+            attn=self.attn.index_select(0, index) if self.attn is not None else None,
+            group=group,
+        )
 
 
 def _gru_update(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -178,7 +235,7 @@ class AttentionDecoder(nn.Module):
             sources = [enc.hidden] + ([enc.cell] if self.kind == "lstm" else [])
             bridged = []
             for k, src in enumerate(sources):
-                per_layer = src.view(Le, 2, B, H)  # (Le, 2, B, H)
+                per_layer = src.reshape(Le, 2, B, H)  # (Le, 2, B, H)
                 states = []
                 for i in range(L):
                     fb = torch.cat([per_layer[idx[i], 0], per_layer[idx[i], 1]], dim=1)  # (B, 2H)
@@ -193,10 +250,10 @@ class AttentionDecoder(nn.Module):
             hidden=hidden,
             cell=cell,
             feed=memory.new_zeros(B, H),  # (B, H)
-            memory=memory,
-            keys=self.attention.precompute_keys(memory),  # (B, S, K)
-            bias=mask_bias(enc.mask, memory.dtype),  # (B, S)
-            mask=enc.mask,
+            src_memory=memory,
+            src_keys=self.attention.precompute_keys(memory),  # (B, S, K)
+            src_bias=mask_bias(enc.mask, memory.dtype),  # (B, S)
+            src_mask=enc.mask,
         )
 
     # ------------------------------------------------------------------ core step
@@ -244,6 +301,7 @@ class AttentionDecoder(nn.Module):
         memory: torch.Tensor,
         bias: torch.Tensor,
         context_fn: DeferredContext | None = None,
+        group: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
         """One recurrent step given the precomputed embedding projection.
 
@@ -253,8 +311,10 @@ class AttentionDecoder(nn.Module):
             feed: ``(N, H)`` previous attentional vector.
             hs: per layer ``(N, H)`` hidden states.
             cs: per layer ``(N, H)`` LSTM cell states, or None.
-            keys: ``(N, S, K)``; memory: ``(N, S, 2H)``; bias: ``(N, S)``.
+            keys: ``(B, S, K)``; memory: ``(B, S, 2H)``; bias: ``(B, S)`` per source row,
+                ``B = N / group``.
             context_fn: optional deferred-gradient context (teacher-forced training pass).
+            group: consecutive rows per source row (see :class:`DecoderState`).
 
         Returns:
             ``(attentional vector (N, H), attention weights (N, S), new hs, new cs)``.
@@ -274,7 +334,7 @@ class AttentionDecoder(nn.Module):
                 x, c = _lstm_update(gi + gh, cs[i])  # (N, H)
                 new_c.append(c)
             new_h.append(x)
-        context, attn = self.attention(x, keys, memory, bias, context_fn)  # (N, 2H), (N, S)
+        context, attn = self.attention(x, keys, memory, bias, context_fn, group)  # (N, 2H), (N, S)
         att = torch.tanh(self.combine(torch.cat([context, x], dim=1)))  # (N, H)
         return att, attn, new_h, new_c
 
@@ -336,16 +396,18 @@ class AttentionDecoder(nn.Module):
         hs = list(state.hidden.unbind(0))
         cs = list(state.cell.unbind(0)) if state.cell is not None else None
         att, weights, hs, cs = self._step(
-            self._weights(), x_proj, state.feed, hs, cs, state.keys, state.memory, state.bias)
-        logp = torch.log_softmax(self._logits(att), dim=-1)  # (N, V)
+            self._weights(), x_proj, state.feed, hs, cs, state.src_keys, state.src_memory,
+            state.src_bias, group=state.group)
+        logp = torch.log_softmax(self._logits(att).float(), dim=-1)  # (N, V) fp32 even under AMP
         new_state = DecoderState(
             hidden=torch.stack(hs),  # (L, N, H)
             cell=torch.stack(cs) if cs is not None else None,  # (L, N, H)
             feed=att,
-            memory=state.memory,
-            keys=state.keys,
-            bias=state.bias,
-            mask=state.mask,
+            src_memory=state.src_memory,
+            src_keys=state.src_keys,
+            src_bias=state.src_bias,
+            src_mask=state.src_mask,
             attn=weights,
+            group=state.group,
         )
         return logp, new_state

@@ -95,7 +95,10 @@ class Seq2Seq(nn.Module):
         return self.decoder.step(prev_tokens, state)
 
     def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
-        """Select, reorder or repeat state rows (``index_select`` on every batch dim).
+        """Select, reorder or repeat state rows (see :meth:`DecoderState.index_select`).
+
+        Per-source tensors (encoder memory, keys, mask) are shared by runs of rows with the same
+        source row, so beam expansion and reordering do not copy them.
 
         Args:
             state: state for ``N`` rows.

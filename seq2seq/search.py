@@ -170,7 +170,8 @@ def _eval_mode(model: Any) -> Iterator[None]:
 
 
 def _mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor,
-           max_len: torch.Tensor, ngram: int) -> torch.Tensor:
+           max_len: torch.Tensor, ngram: int,
+           touched: torch.Tensor | None = None) -> torch.Tensor:
     """Apply min length, forced EOS at max length and n-gram blocking.
 
     Args:
@@ -179,6 +180,8 @@ def _mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor
         hist: ``(N, >= t)`` generated tokens; the first ``t`` columns are used.
         min_len, max_len: ``(N,)`` long per-row limits.
         ngram: no-repeat n-gram size (0 = off).
+        touched: optional ``(N,)`` bool, set True (in place) for rows whose non-EOS log-probs
+            were masked (n-gram blocking or forced EOS).
 
     Returns:
         ``(N, V)`` masked log-probs.
@@ -192,12 +195,38 @@ def _mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor
         match = (win[:, :, :-1] == suffix[:, None, :]).all(2)  # (N, t-n+1)
         rows, pos = match.nonzero(as_tuple=True)
         logp[rows, win[rows, pos, -1]] = NEG_INF
+        if touched is not None:
+            touched[rows] = True
     forced = max_len <= t  # (N,)
     if bool(forced.any()):
         eos = logp[:, EOS_ID].clone()  # (N,)
         logp.masked_fill_(forced[:, None], NEG_INF)
         logp[:, EOS_ID] = torch.where(forced, eos, logp[:, EOS_ID])
+        if touched is not None:
+            touched |= forced
     return logp
+
+
+def _eos_is_best(logp: torch.Tensor, touched: torch.Tensor) -> torch.Tensor:
+    """Rows whose first maximum is EOS, i.e. ``logp.argmax(1) == EOS_ID``, without a full pass.
+
+    The largest of ``V`` log-probs of a distribution is ``>= -log V``, so a row whose EOS
+    log-prob is clearly below that (a margin absorbs rounding) has a better token, unless
+    masking removed tokens from it (``touched``). Only the remaining rows are searched.
+
+    Args:
+        logp: ``(N, V)`` masked log-probs (``log_softmax`` outputs before masking).
+        touched: ``(N,)`` bool, rows where masking removed non-EOS tokens.
+
+    Returns:
+        ``(N,)`` bool.
+    """
+    eos = logp[:, EOS_ID]  # (N,)
+    out = (eos >= -math.log(logp.shape[1]) - 0.01) | touched  # (N,) candidates
+    rows = out.nonzero().squeeze(1)  # (n,)
+    if rows.numel() > 0:
+        out[rows] = logp.index_select(0, rows).argmax(dim=1) == EOS_ID
+    return out
 
 
 def _topk_first(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,9 +239,13 @@ def _topk_first(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     Returns:
         ``(values (b, k), indices (b, k))``.
     """
-    vals, idx = scores.topk(k, dim=1)  # (b, k)
-    kth = vals[:, -1:]  # (b, 1)
-    tied = ((scores >= kth).sum(1) > k) & (kth[:, 0] > NEG_INF)  # (b,) boundary tie
+    if k < scores.shape[1]:  # boundary tie <=> the (k+1)-th largest value equals the k-th
+        vals, idx = scores.topk(k + 1, dim=1)  # (b, k+1)
+        tied = (vals[:, k] == vals[:, k - 1]) & (vals[:, k - 1] > NEG_INF)  # (b,)
+        vals, idx = vals[:, :k], idx[:, :k]  # (b, k)
+    else:
+        vals, idx = scores.topk(k, dim=1)  # (b, k)
+        tied = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)  # (b,)
     if bool(tied.any()):  # rare: redo those rows with a stable full sort
         rows = tied.nonzero().squeeze(1)
         sv, si = scores[rows].sort(dim=1, descending=True, stable=True)
@@ -338,8 +371,9 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
             logp, state = model.step(prev, state)  # (N, V)
             V = logp.shape[1]
             row_sent = sent.repeat_interleave(K)  # (N,)
+            touched = torch.zeros(logp.shape[0], dtype=torch.bool, device=dev)  # (N,)
             logp = _mask_(logp.float(), t, hist, min_len[row_sent], max_len[row_sent],
-                          cfg.no_repeat_ngram_size)
+                          cfg.no_repeat_ngram_size, touched)
             if align:
                 attn_hist[:, t] = state.attn.float()
             cand = (live.view(-1, 1) + logp).view(b, K * V)  # (b, K*V)
@@ -352,7 +386,7 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
             eos_lp = live + logp[:, EOS_ID].view(b, K)  # (b, K) same values as in cand
             ranked = torch.zeros(b, K, dtype=torch.long, device=dev).scatter_add_(
                 1, slot[:, :K], is_eos[:, :K].long()) > 0  # (b, K)
-            ranked |= (logp.argmax(dim=1) == EOS_ID).view(b, K)
+            ranked |= _eos_is_best(logp, touched).view(b, K)
             new = ranked & (eos_lp > NEG_INF)  # (b, K)
             if bool(new.any()):
                 new_score = torch.where(new, normalise(eos_lp, t + 1, cfg), NEG_INF)  # (b, K)

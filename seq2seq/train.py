@@ -38,7 +38,7 @@ from seq2seq.config import (
     TrainConfig,
     TrainJobConfig,
 )
-from seq2seq.trainer import Trainer, resolve_device
+from seq2seq.trainer import Trainer, check_config, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,11 @@ def to_job_config(cfg: DictConfig) -> TrainJobConfig:
 def _run(cfg: DictConfig) -> float | None:
     """Train one job; returns the best dev BLEU (the objective for Hydra sweepers)."""
     job = to_job_config(cfg)
-    device = resolve_device(job.train.device)
+    try:
+        check_config(job)
+        device = resolve_device(job.train.device)
+    except ValueError as err:  # a bad setting: one line naming the key, no traceback
+        raise SystemExit(f"seq2seq-train: config error: {err}") from None
     ctx = D.init_distributed(device.type)
     try:
         run_dir = D.broadcast_object(HydraConfig.get().runtime.output_dir, ctx)

@@ -148,6 +148,12 @@ def check_config(cfg: TrainJobConfig) -> None:
     if d.spm_model_type not in MODEL_TYPES:
         raise ValueError(f"data.spm_model_type must be one of {MODEL_TYPES}, "
                          f"got {d.spm_model_type!r}")
+    for key in ("src_train", "tgt_train", "src_dev", "tgt_dev"):
+        path = getattr(d, key)
+        if not path:
+            raise ValueError(f"data.{key} is not set: give a file, e.g. data.{key}=path/to/file")
+        if not os.path.exists(path):
+            raise ValueError(f"data.{key}: file {path} does not exist")
     if d.vocab_size < 8:
         raise ValueError(f"data.vocab_size must be >= 8, got {d.vocab_size}")
     if t.accum_steps < 1:

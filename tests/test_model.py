@@ -192,3 +192,26 @@ def test_training_pass_gradients_equal_unrolled_step_gradients(rnn: str, attenti
     slow = torch.autograd.grad(loss2, list(model.parameters()))
     for (name, _), a, b in zip(model.named_parameters(), fast, slow, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general"])
+def test_bf16_autocast_training_and_step(attention: str) -> None:
+    """Mixed precision (as on CUDA) runs through the custom backwards with fp32 gradients."""
+    torch.manual_seed(0)
+    model = Seq2Seq(_cfg("gru", attention, dropout=0.0), 20, 15)
+    src, src_len, tgt_in = _batch()
+    tgt_out = torch.where(tgt_in != 0, (tgt_in + 1) % 15, 0)
+    with torch.no_grad():
+        ref = model(src, src_len, tgt_in)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(src, src_len, tgt_in)
+        loss = label_smoothed_cross_entropy(logits, tgt_out, 0.1).loss
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(logits.float(), ref, atol=0.1, rtol=0.05)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logp, state = model.step(tgt_in[:, 0], model.init_state(model.encode(src, src_len)))
+    assert logp.dtype == torch.float32
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(3))

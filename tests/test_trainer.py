@@ -158,7 +158,7 @@ def test_accumulated_micro_batches_give_the_full_batch_gradient(
         captured = {}
         orig_step = tr.optimizer.step
 
-        def capture(*a: object, **k: object) -> None:
+        def capture(*a: object, captured: dict = captured, **k: object) -> None:
             captured.update({n: p.grad.clone() for n, p in params.items()})
 
         tr.optimizer.step = capture  # type: ignore[method-assign]
@@ -210,7 +210,7 @@ def test_overfits_20_pairs_to_bleu_above_90(tiny_corpus: dict[str, Path], tmp_pa
              for s in ("src", "tgt") for split in ("train", "dev", "test")}
     job = tiny_job(paths, model={"embed_dim": 64, "hidden_size": 64, "dropout": 0.0},
                    lr=1e-2, warmup_steps=10, max_steps=400, validate_every=100, log_every=50,
-                   label_smoothing=0.0, max_tokens=4000, threads=2, patience=0)
+                   label_smoothing=0.0, max_tokens=4000, threads=1, patience=0)
     job = dataclasses.replace(job, data=dataclasses.replace(job.data, vocab_size=120,
                                                             dev_max_sentences=0))
     res = Trainer(job, tmp_path / "run").fit()

@@ -8,9 +8,11 @@ Gate equations and order are PyTorch's (``r, z, n``)::
     h' = (1 - z) * n + z * h
 
 Forward: one GEMM per direction for the input projection of all steps, per step one GEMM
-``h @ W_hh^T + b_hh`` and in-place gate math on both directions at once. Backward walks time in
+``h @ W_hh^T + b_hh`` and the gate math on both directions at once. Backward walks time in
 reverse with one GEMM per step and direction and computes ``dW_ih``, ``dW_hh``, the biases and
 ``dx`` with one large GEMM each over all steps. Ragged lengths: see :mod:`seq2seq.rnn.ragged`.
+The per-step gate math lives in :mod:`seq2seq.rnn.pointwise`: in-place eager ops by default on
+CPU, one ``torch.compile``-fused kernel per step on CUDA (``fused_pointwise``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .lstm import _dsigmoid_, _dtanh_
+from .pointwise import pointwise_for
 from .ragged import Ragged
 
 
@@ -26,13 +28,17 @@ class GRULayerFunction(torch.autograd.Function):
     """Fused GRU layer over ``D`` directions (1 or 2) for a time-major ragged batch."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, h0: Tensor, ragged: Ragged, *weights: Tensor):  # noqa: D417
+    def forward(  # noqa: D417
+        ctx, x: Tensor, h0: Tensor, ragged: Ragged, fused_pointwise: str, *weights: Tensor
+    ):
         """Run the layer.
 
         Args:
             x: ``(T, B, I)`` input.
             h0: ``(D, B, H)`` initial hidden state.
             ragged: lengths bookkeeping for the batch.
+            fused_pointwise: ``"auto"``, ``"compile"`` or ``"eager"`` (see
+                :func:`~seq2seq.rnn.pointwise.pointwise_for`).
             *weights: per direction ``w_ih (3H, I), w_hh (3H, H), b_ih (3H,), b_hh (3H,)``.
 
         Returns:
@@ -56,29 +62,20 @@ class GRULayerFunction(torch.autograd.Function):
             )
         hs = x.new_empty(nd, steps + 1, batch, hid)  # (D, T+1, B, H), hs[:, 0] = h0
         hs[:, 0] = h0
-        w_hh_t = torch.stack(w_hh).transpose(1, 2)  # (D, H, 3H)
+        w_hh_t = torch.stack(w_hh).transpose(1, 2).contiguous()  # (D, H, 3H), GEMM-friendly
         b_hh_s = torch.stack(b_hh).unsqueeze(1)  # (D, 1, 3H)
-        h1, h2 = hid, 2 * hid
-        # per-step views, made once: each list holds T (or T+1) tensors of shape (D, B, .)
-        hg_all, hg_rz, hg_n = (
-            hgates.unbind(1),
-            hgates[..., :h2].unbind(1),
-            hgates[..., h2:].unbind(1),
-        )
-        g_rz, g_r, g_z = (
-            gates[..., :h2].unbind(1),
-            gates[..., :h1].unbind(1),
-            gates[..., h1:h2].unbind(1),
-        )
-        g_n, h_all = gates[..., h2:].unbind(1), hs.unbind(1)
+        hg_all, h_all = hgates.unbind(1), hs.unbind(1)  # per-step (D, B, .) views
+        pw = pointwise_for(x.device, fused_pointwise)
+        step = pw.gru_forward(gates, hgates, hs)
+        # a strided (D, B, 3H) output makes baddbmm fall back to one GEMM per direction, so the
+        # batched GEMM writes into a contiguous scratch that is copied back (cheap next to the GEMM)
+        scratch = None if hg_all[0].is_contiguous() else x.new_empty(nd, batch, 3 * hid)  # (D, B, 3H)
         for t in range(steps):
-            torch.baddbmm(b_hh_s, h_all[t], w_hh_t, out=hg_all[t])  # both directions at once
-            g_rz[t].add_(hg_rz[t]).sigmoid_()  # r, z
-            n = g_n[t]
-            n.addcmul_(g_r[t], hg_n[t]).tanh_()  # n
-            h = h_all[t + 1]
-            torch.sub(h_all[t], n, out=h)
-            h.mul_(g_z[t]).add_(n)  # n + z * (h - n)
+            if scratch is None:
+                torch.baddbmm(b_hh_s, h_all[t], w_hh_t, out=hg_all[t])  # both directions at once
+            else:
+                hg_all[t].copy_(torch.baddbmm(b_hh_s, h_all[t], w_hh_t, out=scratch))
+            step(t)  # r, z, n into gates[:, t]; h into hs[:, t + 1]
         y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
         y[..., :hid] = hs[0, 1:]
         if nd == 2:
@@ -88,6 +85,7 @@ class GRULayerFunction(torch.autograd.Function):
         ctx.ragged = ragged
         ctx.save_for_backward(*xs, gates, hgates, hs, *weights)
         ctx.nd = nd
+        ctx.pw = pw
         return y, h_n
 
     @staticmethod
@@ -103,8 +101,6 @@ class GRULayerFunction(torch.autograd.Function):
         hid = three_h // 3
         isize = xs[0].shape[-1]
         rows = steps * batch
-        h1, h2 = hid, 2 * hid
-
         dh = gates.new_zeros(nd, steps, batch, hid)  # (D, T, B, H) grad of h_t, aligned time
         if grad_y is not None:
             dh[0] = grad_y[..., :hid]
@@ -115,40 +111,18 @@ class GRULayerFunction(torch.autograd.Function):
             ragged.inject_final_grad_(dh, grad_hn)
         dgx = gates.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H) grad of x-part gates
         dgh = gates.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H) grad of W_hh h + b_hh
-        tmp = gates.new_empty(nd, batch, hid)  # (D, B, H)
-        one = gates.new_ones(())
         dh0 = gates.new_empty(nd, batch, hid)  # (D, B, H)
         w_hh_s = torch.stack(w_hh)  # (D, 3H, H)
-        g_r, g_z, g_n = (gates[..., a : a + hid].unbind(1) for a in (0, h1, h2))
-        hg_n = hgates[..., h2:].unbind(1)
-        d_r, d_z, d_n = (dgx[..., a : a + hid].unbind(1) for a in (0, h1, h2))
-        dx_rz, dh_rz, dh_n = (
-            dgx[..., :h2].unbind(1),
-            dgh[..., :h2].unbind(1),
-            dgh[..., h2:].unbind(1),
-        )
-        dgh_all, dh_all, h_all = dgh.unbind(1), dh.unbind(1), hs.unbind(1)
+        dgh_all, dh_all = dgh.unbind(1), dh.unbind(1)
+        scratch = None if dh_all[0].is_contiguous() else dh.new_empty(nd, batch, hid)  # (D, B, H)
+        step = ctx.pw.gru_backward(gates, hgates, hs, dh, dgx, dgh, dh0)
         for t in range(steps - 1, -1, -1):
-            r, z, n = g_r[t], g_z[t], g_n[t]
-            dht = dh_all[t]
-            dn = d_n[t]
-            torch.addcmul(dht, dht, z, value=-1.0, out=dn)  # dh * (1 - z)
-            _dtanh_(dn, n, tmp, one)
-            dz = d_z[t]
-            torch.sub(h_all[t], n, out=dz)
-            dz.mul_(dht)
-            _dsigmoid_(dz, z, tmp)
-            torch.mul(dn, r, out=dh_n[t])  # d (W_hn h + b_hn)
-            dr = d_r[t]
-            torch.mul(dn, hg_n[t], out=dr)
-            _dsigmoid_(dr, r, tmp)
-            dh_rz[t].copy_(dx_rz[t])
-            if t > 0:
-                dprev = dh_all[t - 1]
-                dprev.addcmul_(dht, z)
-                dprev.baddbmm_(dgh_all[t], w_hh_s)  # both directions in one GEMM
+            step(t)  # gate grads of step t; dh[:, t] * z into dh[:, t - 1] (dh0 at t = 0)
+            if t > 0 and scratch is not None:  # contiguous output: one batched GEMM
+                dh_all[t - 1].copy_(torch.baddbmm(dh_all[t - 1], dgh_all[t], w_hh_s, out=scratch))
+            elif t > 0:
+                dh_all[t - 1].baddbmm_(dgh_all[t], w_hh_s)  # both directions in one GEMM
             else:
-                torch.mul(dht, z, out=dh0)
                 dh0.baddbmm_(dgh_all[0], w_hh_s)
 
         grads: list[Tensor | None] = []
@@ -166,11 +140,16 @@ class GRULayerFunction(torch.autograd.Function):
                     dx = dxd
                 else:
                     dx.add_(ragged.reverse(dxd))
-        return dx, dh0, None, *grads
+        return dx, dh0, None, None, *grads
 
 
 def gru_layer(
-    x: Tensor, h0: Tensor, ragged: Ragged, weights: list[Tensor]
+    x: Tensor,
+    h0: Tensor,
+    ragged: Ragged,
+    weights: list[Tensor],
+    *,
+    fused_pointwise: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Differentiable fused GRU layer.
 
@@ -179,8 +158,10 @@ def gru_layer(
         h0: ``(D, B, H)`` initial hidden state.
         ragged: lengths bookkeeping (:class:`~seq2seq.rnn.ragged.Ragged`).
         weights: ``4 * D`` tensors, per direction ``w_ih, w_hh, b_ih, b_hh`` (PyTorch layout).
+        fused_pointwise: per-step gate math: ``"auto"`` (compiled on CUDA, eager elsewhere),
+            ``"compile"`` or ``"eager"``.
 
     Returns:
         ``y (T, B, D*H)`` and ``h_n (D, B, H)``.
     """
-    return GRULayerFunction.apply(x, h0, ragged, *weights)
+    return GRULayerFunction.apply(x, h0, ragged, fused_pointwise, *weights)

@@ -7,10 +7,12 @@ Gate equations and order are PyTorch's (``i, f, g, o``)::
     c' = f * c + i * g                             h' = o * tanh(c')
 
 Forward: one GEMM per direction for the input projection of all steps, then per step one GEMM
-``h @ W_hh^T`` accumulated in place into the gate buffer and in-place gate math on both
+``h @ W_hh^T`` accumulated in place into the gate buffer and the gate math on both
 directions at once. Backward walks time in reverse with one GEMM per step and direction, and
 computes ``dW_ih``, ``dW_hh``, the biases and ``dx`` with one large GEMM each over all steps.
 Nothing builds an autograd graph per step. Ragged lengths: see :mod:`seq2seq.rnn.ragged`.
+The per-step gate math lives in :mod:`seq2seq.rnn.pointwise`: in-place eager ops by default on
+CPU, one ``torch.compile``-fused kernel per step on CUDA (``fused_pointwise``).
 """
 
 from __future__ import annotations
@@ -18,26 +20,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .pointwise import pointwise_for
 from .ragged import Ragged
-
-
-def _dsigmoid_(grad: Tensor, y: Tensor, tmp: Tensor) -> None:
-    """``grad *= y * (1 - y)`` in place (``y = sigmoid(.)``); ``tmp`` is scratch like ``y``."""
-    torch.addcmul(y, y, y, value=-1.0, out=tmp)
-    grad.mul_(tmp)
-
-
-def _dtanh_(grad: Tensor, y: Tensor, tmp: Tensor, one: Tensor) -> None:
-    """``grad *= 1 - y**2`` in place (``y = tanh(.)``); ``one`` is a 0-dim tensor of 1."""
-    torch.addcmul(one, y, y, value=-1.0, out=tmp)
-    grad.mul_(tmp)
 
 
 class LSTMLayerFunction(torch.autograd.Function):
     """Fused LSTM layer over ``D`` directions (1 or 2) for a time-major ragged batch."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, h0: Tensor, c0: Tensor, ragged: Ragged, *weights: Tensor):  # noqa: D417
+    def forward(  # noqa: D417
+        ctx,
+        x: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        ragged: Ragged,
+        fused_pointwise: str,
+        *weights: Tensor,
+    ):
         """Run the layer.
 
         Args:
@@ -45,6 +44,8 @@ class LSTMLayerFunction(torch.autograd.Function):
             h0: ``(D, B, H)`` initial hidden state.
             c0: ``(D, B, H)`` initial cell state.
             ragged: lengths bookkeeping for the batch.
+            fused_pointwise: ``"auto"``, ``"compile"`` or ``"eager"`` (see
+                :func:`~seq2seq.rnn.pointwise.pointwise_for`).
             *weights: per direction ``w_ih (4H, I), w_hh (4H, H), b_ih (4H,), b_hh (4H,)``.
 
         Returns:
@@ -70,24 +71,19 @@ class LSTMLayerFunction(torch.autograd.Function):
         tcs = x.new_empty(nd, steps, batch, hid)  # (D, T, B, H) tanh(c_t)
         hs[:, 0] = h0
         cs[:, 0] = c0
-        w_hh_t = torch.stack(w_hh).transpose(1, 2)  # (D, H, 4H)
-        h1, h2, h3 = hid, 2 * hid, 3 * hid
-        # per-step views, made once: each list holds T (or T+1) tensors of shape (D, B, .)
-        g_all, g_if, g_g, g_o = (
-            v.unbind(1) for v in (gates, gates[..., :h2], gates[..., h2:h3], gates[..., h3:])
-        )
-        g_i, g_f = gates[..., :h1].unbind(1), gates[..., h1:h2].unbind(1)
-        c_all, tc_all, h_all = cs.unbind(1), tcs.unbind(1), hs.unbind(1)
+        w_hh_t = torch.stack(w_hh).transpose(1, 2).contiguous()  # (D, H, 4H), GEMM-friendly
+        g_all, h_all = gates.unbind(1), hs.unbind(1)  # per-step (D, B, .) views
+        pw = pointwise_for(x.device, fused_pointwise)
+        step = pw.lstm_forward(gates, hs, cs, tcs)
+        # a strided (D, B, 4H) output makes baddbmm fall back to one GEMM per direction, so the
+        # batched GEMM writes into a contiguous scratch that is copied back (cheap next to the GEMM)
+        scratch = None if g_all[0].is_contiguous() else x.new_empty(nd, batch, 4 * hid)  # (D, B, 4H)
         for t in range(steps):
-            g_all[t].baddbmm_(h_all[t], w_hh_t)  # both directions in one batched GEMM
-            g_if[t].sigmoid_()
-            g_g[t].tanh_()
-            g_o[t].sigmoid_()
-            c = c_all[t + 1]
-            torch.mul(g_f[t], c_all[t], out=c)
-            c.addcmul_(g_i[t], g_g[t])
-            torch.tanh(c, out=tc_all[t])
-            torch.mul(g_o[t], tc_all[t], out=h_all[t + 1])
+            if scratch is None:
+                g_all[t].baddbmm_(h_all[t], w_hh_t)  # both directions in one batched GEMM
+            else:
+                g_all[t].copy_(torch.baddbmm(g_all[t], h_all[t], w_hh_t, out=scratch))
+            step(t)  # activate gates[:, t]; c, tanh(c), h of step t
         y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
         y[..., :hid] = hs[0, 1:]
         if nd == 2:
@@ -98,6 +94,7 @@ class LSTMLayerFunction(torch.autograd.Function):
         ctx.ragged = ragged
         ctx.save_for_backward(*xs, gates, hs, cs, tcs, *weights)
         ctx.nd = nd
+        ctx.pw = pw
         return y, h_n, c_n
 
     @staticmethod
@@ -112,8 +109,6 @@ class LSTMLayerFunction(torch.autograd.Function):
         _, steps, batch, hid = tcs.shape
         isize = xs[0].shape[-1]
         rows = steps * batch
-        h1, h2, h3 = hid, 2 * hid, 3 * hid
-
         dh = tcs.new_zeros(nd, steps, batch, hid)  # (D, T, B, H) grad of h_t, aligned time
         if grad_y is not None:
             dh[0] = grad_y[..., :hid]
@@ -124,38 +119,20 @@ class LSTMLayerFunction(torch.autograd.Function):
             ragged.inject_final_grad_(dh, grad_hn)
         dgates = tcs.new_empty(nd, steps, batch, 4 * hid)  # (D, T, B, 4H) pre-activation grads
         dc = tcs.new_zeros(nd, batch, hid)  # (D, B, H) grad of c_t
-        tmp = tcs.new_empty(nd, batch, hid)  # (D, B, H)
-        tmp2 = tcs.new_empty(nd, batch, 2 * hid)  # (D, B, 2H)
-        one = tcs.new_ones(())
         dh0 = tcs.new_empty(nd, batch, hid)  # (D, B, H)
         w_hh_s = torch.stack(w_hh)  # (D, 4H, H)
-        views = [gates[..., a:b].unbind(1) for a, b in ((0, h1), (h1, h2), (h2, h3), (h3, 4 * hid))]
-        g_i, g_f, g_g, g_o = views
-        g_if = gates[..., :h2].unbind(1)
-        dviews = [
-            dgates[..., a:b].unbind(1) for a, b in ((0, h1), (h1, h2), (h2, h3), (h3, 4 * hid))
-        ]
-        d_i, d_f, d_g, d_o = dviews
-        d_if, d_all = dgates[..., :h2].unbind(1), dgates.unbind(1)
-        c_all, tc_all, dh_all = cs.unbind(1), tcs.unbind(1), dh.unbind(1)
+        d_all, dh_all = dgates.unbind(1), dh.unbind(1)
+        scratch = None if dh_all[0].is_contiguous() else dh.new_empty(nd, batch, hid)  # (D, B, H)
+        step = ctx.pw.lstm_backward(gates, cs, tcs, dh, dgates, dc)
         for t in range(steps - 1, -1, -1):
             if grad_cn is not None:
                 sel = ragged.last_rows(t)
                 if sel is not None:
                     dc[:, sel] += grad_cn[:, sel]
-            tc, dht = tc_all[t], dh_all[t]
-            torch.mul(dht, tc, out=d_o[t])  # d o
-            torch.addcmul(one, tc, tc, value=-1.0, out=tmp)  # 1 - tanh(c)^2
-            tmp.mul_(g_o[t]).mul_(dht)
-            dc.add_(tmp)  # full grad of c_t
-            torch.mul(dc, g_g[t], out=d_i[t])
-            torch.mul(dc, c_all[t], out=d_f[t])
-            torch.mul(dc, g_i[t], out=d_g[t])
-            dc.mul_(g_f[t])  # grad of c_{t-1}
-            _dsigmoid_(d_if[t], g_if[t], tmp2)
-            _dtanh_(d_g[t], g_g[t], tmp, one)
-            _dsigmoid_(d_o[t], g_o[t], tmp)
-            if t > 0:
+            step(t)  # gate grads of step t into dgates[:, t]; dc becomes grad of c_{t-1}
+            if t > 0 and scratch is not None:  # contiguous output: one batched GEMM
+                dh_all[t - 1].copy_(torch.baddbmm(dh_all[t - 1], d_all[t], w_hh_s, out=scratch))
+            elif t > 0:
                 dh_all[t - 1].baddbmm_(d_all[t], w_hh_s)  # both directions in one GEMM
             else:
                 torch.bmm(d_all[0], w_hh_s, out=dh0)
@@ -175,11 +152,17 @@ class LSTMLayerFunction(torch.autograd.Function):
                     dx = dxd
                 else:
                     dx.add_(ragged.reverse(dxd))
-        return dx, dh0, dc, None, *grads
+        return dx, dh0, dc, None, None, *grads
 
 
 def lstm_layer(
-    x: Tensor, h0: Tensor, c0: Tensor, ragged: Ragged, weights: list[Tensor]
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    ragged: Ragged,
+    weights: list[Tensor],
+    *,
+    fused_pointwise: str = "auto",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Differentiable fused LSTM layer.
 
@@ -189,8 +172,10 @@ def lstm_layer(
         c0: ``(D, B, H)`` initial cell state.
         ragged: lengths bookkeeping (:class:`~seq2seq.rnn.ragged.Ragged`).
         weights: ``4 * D`` tensors, per direction ``w_ih, w_hh, b_ih, b_hh`` (PyTorch layout).
+        fused_pointwise: per-step gate math: ``"auto"`` (compiled on CUDA, eager elsewhere),
+            ``"compile"`` or ``"eager"``.
 
     Returns:
         ``y (T, B, D*H)``, ``h_n (D, B, H)``, ``c_n (D, B, H)``.
     """
-    return LSTMLayerFunction.apply(x, h0, c0, ragged, *weights)
+    return LSTMLayerFunction.apply(x, h0, c0, ragged, fused_pointwise, *weights)

@@ -3,7 +3,8 @@
 Same constructor arguments, parameter names (``weight_ih_l0``, ``weight_hh_l0_reverse``,
 ``bias_ih_l0``, ...), shapes, initialisation and state ordering as PyTorch, so a native state
 dict loads directly. Variable-length batches take a ``lengths`` tensor instead of a
-PackedSequence.
+PackedSequence. ``fused_pointwise`` picks the per-step gate math (:mod:`seq2seq.rnn.pointwise`):
+``"auto"`` fuses it with ``torch.compile`` on CUDA and runs the in-place eager ops elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from .gru import gru_layer
 from .lstm import lstm_layer
+from .pointwise import check_mode
 from .ragged import Ragged
 
 
@@ -35,8 +37,11 @@ class _FusedRNNBase(nn.Module):
         dropout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        fused_pointwise: str = "auto",
     ) -> None:
         super().__init__()
+        self.fused_pointwise = check_mode(fused_pointwise)
         if input_size <= 0 or hidden_size <= 0 or num_layers <= 0:
             raise ValueError("input_size, hidden_size and num_layers must be positive")
         if not 0.0 <= dropout <= 1.0:
@@ -93,6 +98,8 @@ class _FusedRNNBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.fused_pointwise != "auto":
+            s += f", fused_pointwise={self.fused_pointwise!r}"
         return s
 
     def _prepare(
@@ -163,6 +170,11 @@ class FusedLSTM(_FusedRNNBase):
         bidirectional: run a reverse direction too (``D = 2``).
         batch_first: input/output are ``(B, T, .)`` instead of ``(T, B, .)``.
         dropout: dropout on the outputs of every layer but the last (training only).
+        device: parameter device.
+        dtype: parameter dtype.
+        fused_pointwise: per-step gate math (keyword only): ``"auto"`` (``torch.compile``-fused
+            on CUDA, in-place eager elsewhere), ``"compile"`` (fused on any device) or
+            ``"eager"``.
     """
 
     gates = 4
@@ -191,7 +203,8 @@ class FusedLSTM(_FusedRNNBase):
         return y, (h_n, c_n)
 
     def _layer(self, x, init, ragged, weights):
-        return lstm_layer(x, init[0], init[1], ragged, weights)
+        h0, c0 = init
+        return lstm_layer(x, h0, c0, ragged, weights, fused_pointwise=self.fused_pointwise)
 
 
 class FusedGRU(_FusedRNNBase):
@@ -204,6 +217,11 @@ class FusedGRU(_FusedRNNBase):
         bidirectional: run a reverse direction too (``D = 2``).
         batch_first: input/output are ``(B, T, .)`` instead of ``(T, B, .)``.
         dropout: dropout on the outputs of every layer but the last (training only).
+        device: parameter device.
+        dtype: parameter dtype.
+        fused_pointwise: per-step gate math (keyword only): ``"auto"`` (``torch.compile``-fused
+            on CUDA, in-place eager elsewhere), ``"compile"`` (fused on any device) or
+            ``"eager"``.
     """
 
     gates = 3
@@ -230,4 +248,4 @@ class FusedGRU(_FusedRNNBase):
         return y, h_n
 
     def _layer(self, x, init, ragged, weights):
-        return gru_layer(x, init[0], ragged, weights)
+        return gru_layer(x, init[0], ragged, weights, fused_pointwise=self.fused_pointwise)

@@ -1,0 +1,441 @@
+"""Per-step gate math of the fused GRU/LSTM layers: eager in place, or fused by ``torch.compile``.
+
+The layer Functions in :mod:`seq2seq.rnn.gru` and :mod:`seq2seq.rnn.lstm` own the buffers and the
+GEMMs; the pointwise work between two GEMMs (gate activations, state update, gate gradients) is
+delegated to a *step function* ``step(t)`` built once per call by a binder of this module.
+
+Two implementations share that interface:
+
+* **eager**: in-place ops on preallocated views (``out=``, ``add_``, ``sigmoid_``), the
+  reference path and the default on CPU.
+* **compiled**: the pure functions :func:`gru_forward_math`, :func:`gru_backward_math`,
+  :func:`lstm_forward_math` and :func:`lstm_backward_math` (new tensors in, new tensors out, no
+  mutation) wrapped in ``torch.compile(fullgraph=True, dynamic=True)`` so each step is one fused
+  kernel (Triton on CUDA, C++ on CPU); the step function copies the results into the layer's
+  buffers. Compiled lazily on first use and cached at module level.
+
+:func:`pointwise_for` picks one for a device and a mode (``"auto"``: compiled on CUDA, eager
+elsewhere; ``"compile"``; ``"eager"``). Imports only torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+StepFn = Callable[[int], None]
+MODES = ("auto", "compile", "eager")
+
+
+def _dsigmoid_(grad: Tensor, y: Tensor, tmp: Tensor) -> None:
+    """``grad *= y * (1 - y)`` in place (``y = sigmoid(.)``); ``tmp`` is scratch like ``y``."""
+    torch.addcmul(y, y, y, value=-1.0, out=tmp)
+    grad.mul_(tmp)
+
+
+def _dtanh_(grad: Tensor, y: Tensor, tmp: Tensor, one: Tensor) -> None:
+    """``grad *= 1 - y**2`` in place (``y = tanh(.)``); ``one`` is a 0-dim tensor of 1."""
+    torch.addcmul(one, y, y, value=-1.0, out=tmp)
+    grad.mul_(tmp)
+
+
+# --------------------------------------------------------------------------- pure math
+
+
+def gru_forward_math(gx: Tensor, hg: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    """One GRU step after the GEMMs.
+
+    Args:
+        gx: ``(D, B, 3H)`` input part ``W_ih x + b_ih`` (``r, z, n`` blocks).
+        hg: ``(D, B, 3H)`` hidden part ``W_hh h + b_hh``.
+        h: ``(D, B, H)`` previous hidden state.
+
+    Returns:
+        ``act (D, B, 3H)`` = activated ``r, z, n`` and the new hidden state ``(D, B, H)``.
+    """
+    hid = h.shape[-1]
+    rz = torch.sigmoid(gx[..., : 2 * hid] + hg[..., : 2 * hid])  # (D, B, 2H)
+    r, z = rz[..., :hid], rz[..., hid:]  # each (D, B, H)
+    n = torch.tanh(gx[..., 2 * hid :] + r * hg[..., 2 * hid :])  # (D, B, H)
+    h_new = n + z * (h - n)  # (D, B, H)
+    return torch.cat([rz, n], -1), h_new  # (D, B, 3H), (D, B, H)
+
+
+def gru_backward_math(
+    dh: Tensor, act: Tensor, hg: Tensor, h_prev: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gate gradients of one GRU step.
+
+    Args:
+        dh: ``(D, B, H)`` full gradient of the step's output state.
+        act: ``(D, B, 3H)`` activated ``r, z, n`` of the step.
+        hg: ``(D, B, 3H)`` hidden part ``W_hh h + b_hh`` of the step.
+        h_prev: ``(D, B, H)`` the step's input state.
+
+    Returns:
+        ``dgx (D, B, 3H)`` (grad of the input part), ``dgh (D, B, 3H)`` (grad of the hidden part)
+        and ``dh * z (D, B, H)``, the direct contribution to the previous state's gradient.
+    """
+    hid = dh.shape[-1]
+    r, z, n = act[..., :hid], act[..., hid : 2 * hid], act[..., 2 * hid :]  # each (D, B, H)
+    dn = dh * (1 - z) * (1 - n * n)  # (D, B, H)
+    dz = (h_prev - n) * dh * (z - z * z)  # (D, B, H)
+    dr = dn * hg[..., 2 * hid :] * (r - r * r)  # (D, B, H)
+    dgx = torch.cat([dr, dz, dn], -1)  # (D, B, 3H)
+    dgh = torch.cat([dr, dz, dn * r], -1)  # (D, B, 3H)
+    return dgx, dgh, dh * z
+
+
+def lstm_forward_math(g: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One LSTM step after the GEMMs.
+
+    Args:
+        g: ``(D, B, 4H)`` pre-activation gates ``i, f, g, o`` (both GEMMs and biases summed).
+        c: ``(D, B, H)`` previous cell state.
+
+    Returns:
+        ``act (D, B, 4H)`` activated gates, ``c' (D, B, H)``, ``tanh(c') (D, B, H)`` and
+        ``h' (D, B, H)``.
+    """
+    hid = c.shape[-1]
+    i_f = torch.sigmoid(g[..., : 2 * hid])  # (D, B, 2H)
+    gg = torch.tanh(g[..., 2 * hid : 3 * hid])  # (D, B, H)
+    o = torch.sigmoid(g[..., 3 * hid :])  # (D, B, H)
+    c_new = i_f[..., hid:] * c + i_f[..., :hid] * gg  # (D, B, H)
+    tc = torch.tanh(c_new)  # (D, B, H)
+    return torch.cat([i_f, gg, o], -1), c_new, tc, o * tc
+
+
+def lstm_backward_math(
+    dh: Tensor, dc: Tensor, act: Tensor, c_prev: Tensor, tc: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Gate gradients of one LSTM step.
+
+    Args:
+        dh: ``(D, B, H)`` full gradient of the step's hidden output.
+        dc: ``(D, B, H)`` gradient of the step's cell output from later steps (and ``c_n``).
+        act: ``(D, B, 4H)`` activated gates ``i, f, g, o`` of the step.
+        c_prev: ``(D, B, H)`` the step's input cell state.
+        tc: ``(D, B, H)`` ``tanh`` of the step's output cell state.
+
+    Returns:
+        ``dgates (D, B, 4H)`` pre-activation gradients and the gradient of ``c_prev (D, B, H)``.
+    """
+    hid = dh.shape[-1]
+    i, f = act[..., :hid], act[..., hid : 2 * hid]  # each (D, B, H)
+    gg, o = act[..., 2 * hid : 3 * hid], act[..., 3 * hid :]  # each (D, B, H)
+    dc = dc + dh * o * (1 - tc * tc)  # (D, B, H) full grad of c_t
+    di = dc * gg * (i - i * i)  # (D, B, H)
+    df = dc * c_prev * (f - f * f)  # (D, B, H)
+    dg = dc * i * (1 - gg * gg)  # (D, B, H)
+    do = dh * tc * (o - o * o)  # (D, B, H)
+    return torch.cat([di, df, dg, do], -1), dc * f  # (D, B, 4H), (D, B, H)
+
+
+_COMPILED: dict[str, Callable] = {}
+
+
+def _steps(buf: Tensor) -> list[Tensor]:
+    """Per-step ``buf[:, t]`` views, detached so that they have no ``_base``.
+
+    ``torch.compile`` guards on the sizes of a view's base: the time dimension would then take
+    part in duck-sized equalities (``T == H``) and a new sequence length could recompile.
+    Detached views share the buffer's storage, so ``copy_`` into them still fills it.
+    """
+    return [v.detach() for v in buf.unbind(1)]
+
+
+def _compiled(fn: Callable) -> Callable:
+    """``torch.compile(fn, fullgraph=True, dynamic=True)``, made once per function."""
+    if fn.__name__ not in _COMPILED:
+        _COMPILED[fn.__name__] = torch.compile(fn, fullgraph=True, dynamic=True)
+    return _COMPILED[fn.__name__]
+
+
+# --------------------------------------------------------------------------- eager binders
+
+
+def gru_forward_eager(gates: Tensor, hgates: Tensor, hs: Tensor) -> StepFn:
+    """In-place GRU forward step: after ``hgates[:, t]`` is computed, activate and update.
+
+    Args:
+        gates: ``(D, T, B, 3H)`` input part; step ``t`` overwrites ``[:, t]`` with ``r, z, n``.
+        hgates: ``(D, T, B, 3H)`` hidden part ``W_hh h + b_hh`` (read only).
+        hs: ``(D, T+1, B, H)`` states; step ``t`` writes ``hs[:, t+1]``.
+
+    Returns:
+        ``step(t)``.
+    """
+    hid = hs.shape[-1]
+    h1, h2 = hid, 2 * hid
+    # per-step views, made once: each list holds T (or T+1) tensors of shape (D, B, .)
+    hg_rz, hg_n = hgates[..., :h2].unbind(1), hgates[..., h2:].unbind(1)
+    g_rz, g_r, g_z = (
+        gates[..., :h2].unbind(1),
+        gates[..., :h1].unbind(1),
+        gates[..., h1:h2].unbind(1),
+    )
+    g_n, h_all = gates[..., h2:].unbind(1), hs.unbind(1)
+
+    def step(t: int) -> None:
+        g_rz[t].add_(hg_rz[t]).sigmoid_()  # r, z
+        n = g_n[t]
+        n.addcmul_(g_r[t], hg_n[t]).tanh_()  # n
+        h = h_all[t + 1]
+        torch.sub(h_all[t], n, out=h)
+        h.mul_(g_z[t]).add_(n)  # n + z * (h - n)
+
+    return step
+
+
+def gru_backward_eager(
+    gates: Tensor, hgates: Tensor, hs: Tensor, dh: Tensor, dgx: Tensor, dgh: Tensor, dh0: Tensor
+) -> StepFn:
+    """In-place GRU backward step (everything of step ``t`` but the ``W_hh`` GEMM).
+
+    Args:
+        gates: ``(D, T, B, 3H)`` activated ``r, z, n``.
+        hgates: ``(D, T, B, 3H)`` hidden parts.
+        hs: ``(D, T+1, B, H)`` states.
+        dh: ``(D, T, B, H)`` state gradients; step ``t`` adds ``dh[:, t] * z`` to ``dh[:, t-1]``.
+        dgx: ``(D, T, B, 3H)`` step ``t`` writes the input-part gradient ``[:, t]``.
+        dgh: ``(D, T, B, 3H)`` step ``t`` writes the hidden-part gradient ``[:, t]``.
+        dh0: ``(D, B, H)`` step 0 writes ``dh[:, 0] * z`` here.
+
+    Returns:
+        ``step(t)``.
+    """
+    hid = hs.shape[-1]
+    batch, nd = hs.shape[2], hs.shape[0]
+    h1, h2 = hid, 2 * hid
+    tmp = gates.new_empty(nd, batch, hid)  # (D, B, H)
+    one = gates.new_ones(())
+    g_r, g_z, g_n = (gates[..., a : a + hid].unbind(1) for a in (0, h1, h2))
+    hg_n = hgates[..., h2:].unbind(1)
+    d_r, d_z, d_n = (dgx[..., a : a + hid].unbind(1) for a in (0, h1, h2))
+    dx_rz, dh_rz, dh_n = (
+        dgx[..., :h2].unbind(1),
+        dgh[..., :h2].unbind(1),
+        dgh[..., h2:].unbind(1),
+    )
+    dh_all, h_all = dh.unbind(1), hs.unbind(1)
+
+    def step(t: int) -> None:
+        r, z, n = g_r[t], g_z[t], g_n[t]
+        dht = dh_all[t]
+        dn = d_n[t]
+        torch.addcmul(dht, dht, z, value=-1.0, out=dn)  # dh * (1 - z)
+        _dtanh_(dn, n, tmp, one)
+        dz = d_z[t]
+        torch.sub(h_all[t], n, out=dz)
+        dz.mul_(dht)
+        _dsigmoid_(dz, z, tmp)
+        torch.mul(dn, r, out=dh_n[t])  # d (W_hn h + b_hn)
+        dr = d_r[t]
+        torch.mul(dn, hg_n[t], out=dr)
+        _dsigmoid_(dr, r, tmp)
+        dh_rz[t].copy_(dx_rz[t])
+        if t > 0:
+            dh_all[t - 1].addcmul_(dht, z)
+        else:
+            torch.mul(dht, z, out=dh0)
+
+    return step
+
+
+def lstm_forward_eager(gates: Tensor, hs: Tensor, cs: Tensor, tcs: Tensor) -> StepFn:
+    """In-place LSTM forward step: after ``gates[:, t]`` holds all pre-activations.
+
+    Args:
+        gates: ``(D, T, B, 4H)``; step ``t`` activates ``[:, t]`` in place.
+        hs: ``(D, T+1, B, H)`` hidden states; step ``t`` writes ``hs[:, t+1]``.
+        cs: ``(D, T+1, B, H)`` cell states; step ``t`` writes ``cs[:, t+1]``.
+        tcs: ``(D, T, B, H)``; step ``t`` writes ``tanh(cs[:, t+1])``.
+
+    Returns:
+        ``step(t)``.
+    """
+    hid = hs.shape[-1]
+    h1, h2, h3 = hid, 2 * hid, 3 * hid
+    g_if, g_g, g_o = (v.unbind(1) for v in (gates[..., :h2], gates[..., h2:h3], gates[..., h3:]))
+    g_i, g_f = gates[..., :h1].unbind(1), gates[..., h1:h2].unbind(1)
+    c_all, tc_all, h_all = cs.unbind(1), tcs.unbind(1), hs.unbind(1)
+
+    def step(t: int) -> None:
+        g_if[t].sigmoid_()
+        g_g[t].tanh_()
+        g_o[t].sigmoid_()
+        c = c_all[t + 1]
+        torch.mul(g_f[t], c_all[t], out=c)
+        c.addcmul_(g_i[t], g_g[t])
+        torch.tanh(c, out=tc_all[t])
+        torch.mul(g_o[t], tc_all[t], out=h_all[t + 1])
+
+    return step
+
+
+def lstm_backward_eager(
+    gates: Tensor, cs: Tensor, tcs: Tensor, dh: Tensor, dgates: Tensor, dc: Tensor
+) -> StepFn:
+    """In-place LSTM backward step (everything of step ``t`` but the ``W_hh`` GEMM).
+
+    Args:
+        gates: ``(D, T, B, 4H)`` activated gates.
+        cs: ``(D, T+1, B, H)`` cell states.
+        tcs: ``(D, T, B, H)`` ``tanh`` of the output cell states.
+        dh: ``(D, T, B, H)`` full hidden-output gradients (read only).
+        dgates: ``(D, T, B, 4H)``; step ``t`` writes the pre-activation gradients ``[:, t]``.
+        dc: ``(D, B, H)`` cell gradient carried in place: in, of ``c_t``; out, of ``c_{t-1}``.
+
+    Returns:
+        ``step(t)``.
+    """
+    hid = tcs.shape[-1]
+    nd, batch = tcs.shape[0], tcs.shape[2]
+    h1, h2, h3 = hid, 2 * hid, 3 * hid
+    tmp = tcs.new_empty(nd, batch, hid)  # (D, B, H)
+    tmp2 = tcs.new_empty(nd, batch, 2 * hid)  # (D, B, 2H)
+    one = tcs.new_ones(())
+    bounds = ((0, h1), (h1, h2), (h2, h3), (h3, 4 * hid))
+    g_i, g_f, g_g, g_o = (gates[..., a:b].unbind(1) for a, b in bounds)
+    g_if = gates[..., :h2].unbind(1)
+    d_i, d_f, d_g, d_o = (dgates[..., a:b].unbind(1) for a, b in bounds)
+    d_if = dgates[..., :h2].unbind(1)
+    c_all, tc_all, dh_all = cs.unbind(1), tcs.unbind(1), dh.unbind(1)
+
+    def step(t: int) -> None:
+        tc, dht = tc_all[t], dh_all[t]
+        torch.mul(dht, tc, out=d_o[t])  # d o
+        torch.addcmul(one, tc, tc, value=-1.0, out=tmp)  # 1 - tanh(c)^2
+        tmp.mul_(g_o[t]).mul_(dht)
+        dc.add_(tmp)  # full grad of c_t
+        torch.mul(dc, g_g[t], out=d_i[t])
+        torch.mul(dc, c_all[t], out=d_f[t])
+        torch.mul(dc, g_i[t], out=d_g[t])
+        dc.mul_(g_f[t])  # grad of c_{t-1}
+        _dsigmoid_(d_if[t], g_if[t], tmp2)
+        _dtanh_(d_g[t], g_g[t], tmp, one)
+        _dsigmoid_(d_o[t], g_o[t], tmp)
+
+    return step
+
+
+# --------------------------------------------------------------------------- compiled binders
+
+
+def gru_forward_compiled(gates: Tensor, hgates: Tensor, hs: Tensor) -> StepFn:
+    """Like :func:`gru_forward_eager`, one compiled :func:`gru_forward_math` call per step."""
+    fn = _compiled(gru_forward_math)
+    g_all, hg_all, h_all = _steps(gates), _steps(hgates), _steps(hs)
+
+    def step(t: int) -> None:
+        act, h = fn(g_all[t], hg_all[t], h_all[t])  # (D, B, 3H), (D, B, H)
+        g_all[t].copy_(act)
+        h_all[t + 1].copy_(h)
+
+    return step
+
+
+def gru_backward_compiled(
+    gates: Tensor, hgates: Tensor, hs: Tensor, dh: Tensor, dgx: Tensor, dgh: Tensor, dh0: Tensor
+) -> StepFn:
+    """Like :func:`gru_backward_eager`, one compiled :func:`gru_backward_math` call per step."""
+    fn = _compiled(gru_backward_math)
+    g_all, hg_all, h_all = _steps(gates), _steps(hgates), _steps(hs)
+    dh_all, dgx_all, dgh_all = _steps(dh), _steps(dgx), _steps(dgh)
+
+    def step(t: int) -> None:
+        gx, gh, carry = fn(dh_all[t], g_all[t], hg_all[t], h_all[t])
+        dgx_all[t].copy_(gx)
+        dgh_all[t].copy_(gh)
+        if t > 0:
+            dh_all[t - 1].add_(carry)
+        else:
+            dh0.copy_(carry)
+
+    return step
+
+
+def lstm_forward_compiled(gates: Tensor, hs: Tensor, cs: Tensor, tcs: Tensor) -> StepFn:
+    """Like :func:`lstm_forward_eager`, one compiled :func:`lstm_forward_math` call per step."""
+    fn = _compiled(lstm_forward_math)
+    g_all, h_all = _steps(gates), _steps(hs)
+    c_all, tc_all = _steps(cs), _steps(tcs)
+
+    def step(t: int) -> None:
+        act, c, tc, h = fn(g_all[t], c_all[t])
+        g_all[t].copy_(act)
+        c_all[t + 1].copy_(c)
+        tc_all[t].copy_(tc)
+        h_all[t + 1].copy_(h)
+
+    return step
+
+
+def lstm_backward_compiled(
+    gates: Tensor, cs: Tensor, tcs: Tensor, dh: Tensor, dgates: Tensor, dc: Tensor
+) -> StepFn:
+    """Like :func:`lstm_backward_eager`, one compiled :func:`lstm_backward_math` call per step."""
+    fn = _compiled(lstm_backward_math)
+    g_all, c_all, tc_all = _steps(gates), _steps(cs), _steps(tcs)
+    dh_all, d_all = _steps(dh), _steps(dgates)
+
+    def step(t: int) -> None:
+        dg, dc_prev = fn(dh_all[t], dc, g_all[t], c_all[t], tc_all[t])
+        d_all[t].copy_(dg)
+        dc.copy_(dc_prev)
+
+    return step
+
+
+class Pointwise(NamedTuple):
+    """The four step binders of one implementation (see the module docstring)."""
+
+    gru_forward: Callable[..., StepFn]
+    gru_backward: Callable[..., StepFn]
+    lstm_forward: Callable[..., StepFn]
+    lstm_backward: Callable[..., StepFn]
+    compiled: bool
+
+
+EAGER = Pointwise(
+    gru_forward_eager, gru_backward_eager, lstm_forward_eager, lstm_backward_eager, compiled=False
+)
+COMPILED = Pointwise(
+    gru_forward_compiled,
+    gru_backward_compiled,
+    lstm_forward_compiled,
+    lstm_backward_compiled,
+    compiled=True,
+)
+
+
+def check_mode(mode: str) -> str:
+    """Validate a ``fused_pointwise`` mode.
+
+    Raises:
+        ValueError: if ``mode`` is not one of ``"auto"``, ``"compile"``, ``"eager"``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"fused_pointwise must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def pointwise_for(device: torch.device | str, mode: str = "auto") -> Pointwise:
+    """The pointwise implementation for a device.
+
+    Args:
+        device: where the layer runs.
+        mode: ``"auto"`` (compiled on CUDA, eager elsewhere), ``"compile"`` (compiled on any
+            device; inductor needs a C++ compiler on CPU) or ``"eager"``.
+
+    Returns:
+        :data:`COMPILED` or :data:`EAGER`.
+    """
+    check_mode(mode)
+    if mode == "compile" or (mode == "auto" and torch.device(device).type == "cuda"):
+        return COMPILED
+    return EAGER
