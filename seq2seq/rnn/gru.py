@@ -101,14 +101,7 @@ class GRULayerFunction(torch.autograd.Function):
         hid = three_h // 3
         isize = xs[0].shape[-1]
         rows = steps * batch
-        dh = gates.new_zeros(nd, steps, batch, hid)  # (D, T, B, H) grad of h_t, aligned time
-        if grad_y is not None:
-            dh[0] = grad_y[..., :hid]
-            if nd == 2:
-                dh[1] = ragged.reverse(grad_y[..., hid:])
-            ragged.zero_padding_(dh)
-        if grad_hn is not None:
-            ragged.inject_final_grad_(dh, grad_hn)
+        dh = ragged.state_grads(grad_y, grad_hn, gates, nd, hid)  # (D, T, B, H) grad of h_t, aligned time
         dgx = gates.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H) grad of x-part gates
         dgh = gates.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H) grad of W_hh h + b_hh
         dh0 = gates.new_empty(nd, batch, hid)  # (D, B, H)

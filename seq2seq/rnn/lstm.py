@@ -109,14 +109,7 @@ class LSTMLayerFunction(torch.autograd.Function):
         _, steps, batch, hid = tcs.shape
         isize = xs[0].shape[-1]
         rows = steps * batch
-        dh = tcs.new_zeros(nd, steps, batch, hid)  # (D, T, B, H) grad of h_t, aligned time
-        if grad_y is not None:
-            dh[0] = grad_y[..., :hid]
-            if nd == 2:
-                dh[1] = ragged.reverse(grad_y[..., hid:])
-            ragged.zero_padding_(dh)
-        if grad_hn is not None:
-            ragged.inject_final_grad_(dh, grad_hn)
+        dh = ragged.state_grads(grad_y, grad_hn, tcs, nd, hid)  # (D, T, B, H) grad of h_t, aligned time
         dgates = tcs.new_empty(nd, steps, batch, 4 * hid)  # (D, T, B, 4H) pre-activation grads
         dc = tcs.new_zeros(nd, batch, hid)  # (D, B, H) grad of c_t
         dh0 = tcs.new_empty(nd, batch, hid)  # (D, B, H)

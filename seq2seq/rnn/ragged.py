@@ -129,6 +129,31 @@ class Ragged:
         rows = torch.arange(self.batch, device=grads.device)  # (B,)
         grads[:, self.lengths - 1, rows] += grad_final
 
+    def state_grads(self, grad_y: Tensor | None, grad_final: Tensor | None, like: Tensor,
+                    directions: int, hid: int) -> Tensor:
+        """Per-step hidden-state gradients of a layer in aligned time, for its backward pass.
+
+        Args:
+            grad_y: ``(T, B, D*H)`` gradient of the layer output (``None`` if unused).
+            grad_final: ``(D, B, H)`` gradient of the final hidden states (``None`` if unused).
+            like: tensor whose dtype/device the result takes.
+            directions: ``D``.
+            hid: hidden size ``H``.
+
+        Returns:
+            ``(D, T, B, H)`` gradients; the reverse direction is in its own (reversed) time,
+            padded steps get only what flows back from later real steps.
+        """
+        dh = like.new_zeros(directions, self.steps, self.batch, hid)  # (D, T, B, H)
+        if grad_y is not None:
+            dh[0] = grad_y[..., :hid]
+            if directions == 2:
+                dh[1] = self.reverse(grad_y[..., hid:])
+            self.zero_padding_(dh)
+        if grad_final is not None:
+            self.inject_final_grad_(dh, grad_final)
+        return dh
+
     def last_rows(self, step: int) -> Tensor | slice | None:
         """Rows whose last real step is ``step`` (``None`` if there are none).
 
