@@ -41,6 +41,24 @@ def _copy_state(src: Mapping[str, Tensor], dst: nn.Module) -> None:
     dst.load_state_dict(dict(src), strict=True)
 
 
+def _rebuild_as(cls: type[nn.Module], module: nn.Module) -> nn.Module:
+    """A ``cls`` with ``module``'s configuration, device, dtype, weights and train/eval mode."""
+    ref = module.weight_ih_l0
+    out = cls(
+        module.input_size,
+        module.hidden_size,
+        num_layers=module.num_layers,
+        bidirectional=module.bidirectional,
+        batch_first=module.batch_first,
+        dropout=module.dropout,
+        device=ref.device,
+        dtype=ref.dtype,
+    )
+    with torch.no_grad():
+        _copy_state(module.state_dict(), out)
+    return out.train(module.training)
+
+
 def from_torch(module: nn.LSTM | nn.GRU) -> FusedLSTM | FusedGRU:
     """Build a fused module with the same configuration and weights as a native one.
 
@@ -58,20 +76,7 @@ def from_torch(module: nn.LSTM | nn.GRU) -> FusedLSTM | FusedGRU:
     if fused is None:
         raise TypeError(f"expected nn.LSTM or nn.GRU, got {type(module).__name__}")
     _check_native(module)
-    ref = module.weight_ih_l0
-    out = fused(
-        module.input_size,
-        module.hidden_size,
-        num_layers=module.num_layers,
-        bidirectional=module.bidirectional,
-        batch_first=module.batch_first,
-        dropout=module.dropout,
-        device=ref.device,
-        dtype=ref.dtype,
-    )
-    with torch.no_grad():
-        _copy_state(module.state_dict(), out)
-    return out.train(module.training)
+    return _rebuild_as(fused, module)
 
 
 def to_torch(module: FusedLSTM | FusedGRU) -> nn.LSTM | nn.GRU:
@@ -89,20 +94,7 @@ def to_torch(module: FusedLSTM | FusedGRU) -> nn.LSTM | nn.GRU:
     native = next((n for n, f in _PAIRS if type(module) is f), None)
     if native is None:
         raise TypeError(f"expected FusedLSTM or FusedGRU, got {type(module).__name__}")
-    ref = module.weight_ih_l0
-    out = native(
-        module.input_size,
-        module.hidden_size,
-        num_layers=module.num_layers,
-        bidirectional=module.bidirectional,
-        batch_first=module.batch_first,
-        dropout=module.dropout,
-        device=ref.device,
-        dtype=ref.dtype,
-    )
-    with torch.no_grad():
-        _copy_state(module.state_dict(), out)
-    return out.train(module.training)
+    return _rebuild_as(native, module)
 
 
 def state_dict_from_torch(state: Mapping[str, Tensor], prefix: str = "") -> dict[str, Tensor]:

@@ -45,21 +45,12 @@ class GRULayerFunction(torch.autograd.Function):
             ``y (T, B, D*H)`` (zero on padded steps) and ``h_n (D, B, H)``.
         """
         nd = len(weights) // 4
-        steps, batch, isize = x.shape
+        steps, batch = x.shape[:2]
         hid = h0.shape[-1]
         w_ih, w_hh = weights[0::4], weights[1::4]
         b_ih, b_hh = weights[2::4], weights[3::4]
-        x = x.contiguous()
-        xs = [x] if nd == 1 else [x, ragged.reverse(x)]  # aligned-time inputs, each (T, B, I)
-        gates = x.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H): x-part, then r, z, n
+        xs, gates = ragged.project_inputs(x, w_ih, b_ih)  # gates (D, T, B, 3H): x-part, then r, z, n
         hgates = x.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H): W_hh h + b_hh
-        for d in range(nd):
-            torch.addmm(
-                b_ih[d],
-                xs[d].view(steps * batch, isize),
-                w_ih[d].t(),
-                out=gates[d].view(steps * batch, 3 * hid),
-            )
         hs = x.new_empty(nd, steps + 1, batch, hid)  # (D, T+1, B, H), hs[:, 0] = h0
         hs[:, 0] = h0
         w_hh_t = torch.stack(w_hh).transpose(1, 2).contiguous()  # (D, H, 3H), GEMM-friendly
@@ -119,20 +110,13 @@ class GRULayerFunction(torch.autograd.Function):
                 dh0.baddbmm_(dgh_all[0], w_hh_s)
 
         grads: list[Tensor | None] = []
-        dx = None
-        need_x = ctx.needs_input_grad[0]
+        gx2 = [dgx[d].view(rows, 3 * hid) for d in range(nd)]  # each (T*B, 3H)
         for d in range(nd):
-            gx2 = dgx[d].view(rows, 3 * hid)  # (T*B, 3H)
             gh2 = dgh[d].view(rows, 3 * hid)  # (T*B, 3H)
-            gw_ih = gx2.t().mm(xs[d].view(rows, isize))  # (3H, I)
+            gw_ih = gx2[d].t().mm(xs[d].view(rows, isize))  # (3H, I)
             gw_hh = gh2.t().mm(hs[d, :steps].reshape(rows, hid))  # (3H, H)
-            grads += [gw_ih, gw_hh, gx2.sum(0), gh2.sum(0)]
-            if need_x:
-                dxd = gx2.mm(w_ih[d]).view(steps, batch, isize)  # (T, B, I)
-                if d == 0:
-                    dx = dxd
-                else:
-                    dx.add_(ragged.reverse(dxd))
+            grads += [gw_ih, gw_hh, gx2[d].sum(0), gh2.sum(0)]
+        dx = ragged.input_grad(gx2, w_ih) if ctx.needs_input_grad[0] else None  # (T, B, I)
         return dx, dh0, None, None, *grads
 
 

@@ -52,20 +52,12 @@ class LSTMLayerFunction(torch.autograd.Function):
             ``y (T, B, D*H)`` (zero on padded steps), ``h_n (D, B, H)``, ``c_n (D, B, H)``.
         """
         nd = len(weights) // 4
-        steps, batch, isize = x.shape
+        steps, batch = x.shape[:2]
         hid = h0.shape[-1]
         w_ih, w_hh = weights[0::4], weights[1::4]
         b_ih, b_hh = weights[2::4], weights[3::4]
-        x = x.contiguous()
-        xs = [x] if nd == 1 else [x, ragged.reverse(x)]  # aligned-time inputs, each (T, B, I)
-        gates = x.new_empty(nd, steps, batch, 4 * hid)  # (D, T, B, 4H)
-        for d in range(nd):
-            torch.addmm(
-                b_ih[d] + b_hh[d],
-                xs[d].view(steps * batch, isize),
-                w_ih[d].t(),
-                out=gates[d].view(steps * batch, 4 * hid),
-            )
+        biases = [b_ih[d] + b_hh[d] for d in range(nd)]
+        xs, gates = ragged.project_inputs(x, w_ih, biases)  # gates (D, T, B, 4H)
         hs = x.new_empty(nd, steps + 1, batch, hid)  # (D, T+1, B, H), hs[:, 0] = h0
         cs = x.new_empty(nd, steps + 1, batch, hid)  # (D, T+1, B, H)
         tcs = x.new_empty(nd, steps, batch, hid)  # (D, T, B, H) tanh(c_t)
@@ -131,20 +123,13 @@ class LSTMLayerFunction(torch.autograd.Function):
                 torch.bmm(d_all[0], w_hh_s, out=dh0)
 
         grads: list[Tensor | None] = []
-        dx = None
-        need_x = ctx.needs_input_grad[0]
+        dg2 = [dgates[d].view(rows, 4 * hid) for d in range(nd)]  # each (T*B, 4H)
         for d in range(nd):
-            dg2 = dgates[d].view(rows, 4 * hid)  # (T*B, 4H)
-            gw_ih = dg2.t().mm(xs[d].view(rows, isize))  # (4H, I)
-            gw_hh = dg2.t().mm(hs[d, :steps].reshape(rows, hid))  # (4H, H)
-            gb = dg2.sum(0)  # (4H,)
+            gw_ih = dg2[d].t().mm(xs[d].view(rows, isize))  # (4H, I)
+            gw_hh = dg2[d].t().mm(hs[d, :steps].reshape(rows, hid))  # (4H, H)
+            gb = dg2[d].sum(0)  # (4H,)
             grads += [gw_ih, gw_hh, gb, gb.clone()]
-            if need_x:
-                dxd = dg2.mm(w_ih[d]).view(steps, batch, isize)  # (T, B, I)
-                if d == 0:
-                    dx = dxd
-                else:
-                    dx.add_(ragged.reverse(dxd))
+        dx = ragged.input_grad(dg2, w_ih) if ctx.needs_input_grad[0] else None  # (T, B, I)
         return dx, dh0, dc, None, None, *grads
 
 

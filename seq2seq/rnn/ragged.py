@@ -129,6 +129,46 @@ class Ragged:
         rows = torch.arange(self.batch, device=grads.device)  # (B,)
         grads[:, self.lengths - 1, rows] += grad_final
 
+    def project_inputs(self, x: Tensor, w_ih: Sequence[Tensor],
+                       biases: Sequence[Tensor]) -> tuple[list[Tensor], Tensor]:
+        """Hoisted input projection of a layer: one GEMM per direction over all steps.
+
+        Args:
+            x: ``(T, B, I)`` layer input.
+            w_ih: per direction ``(G, I)`` input weights.
+            biases: per direction ``(G,)`` bias added to the projection.
+
+        Returns:
+            The aligned-time inputs (``D`` tensors ``(T, B, I)``; the reverse direction's is
+            reversed per sequence, kept for the weight gradients) and the projections
+            ``(D, T, B, G)``.
+        """
+        nd, (steps, batch, isize) = len(w_ih), x.shape
+        x = x.contiguous()
+        xs = [x] if nd == 1 else [x, self.reverse(x)]  # each (T, B, I), aligned time
+        size = w_ih[0].shape[0]
+        gates = x.new_empty(nd, steps, batch, size)  # (D, T, B, G)
+        for d in range(nd):
+            torch.addmm(biases[d], xs[d].view(steps * batch, isize), w_ih[d].t(),
+                        out=gates[d].view(steps * batch, size))
+        return xs, gates
+
+    def input_grad(self, grad_proj: Sequence[Tensor], w_ih: Sequence[Tensor]) -> Tensor:
+        """Gradient of the layer input from the projections' gradients (one GEMM per direction).
+
+        Args:
+            grad_proj: per direction ``(T*B, G)`` gradient of the input projection, aligned time.
+            w_ih: per direction ``(G, I)`` input weights.
+
+        Returns:
+            ``(T, B, I)`` gradient of the layer input in natural time.
+        """
+        shape = (self.steps, self.batch, w_ih[0].shape[1])
+        dx = grad_proj[0].mm(w_ih[0]).view(shape)  # (T, B, I)
+        if len(grad_proj) == 2:
+            dx.add_(self.reverse(grad_proj[1].mm(w_ih[1]).view(shape)))
+        return dx
+
     def state_grads(self, grad_y: Tensor | None, grad_final: Tensor | None, like: Tensor,
                     directions: int, hid: int) -> Tensor:
         """Per-step hidden-state gradients of a layer in aligned time, for its backward pass.
