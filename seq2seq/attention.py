@@ -231,7 +231,7 @@ class BahdanauAttention(_Attention):
         if group == 1:
             return _AdditiveScore.apply(q, keys, self.v.weight[0])  # (N, S)
         B, S, A = keys.shape
-        e = torch.tanh(keys[:, None] + q.view(B, group, 1, A))  # (B, g, S, A)
+        e = torch.add(keys[:, None], q.view(B, group, 1, A)).tanh_()  # (B, g, S, A)
         return torch.mv(e.view(-1, A), self.v.weight[0]).view(B * group, S)  # (N, S)
 
 

@@ -72,6 +72,7 @@ import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.tokenizer import BOS_ID, EOS_ID
+from seq2seq.topk import beam_topk, first_max_is
 
 NEG_INF = float("-inf")
 LENGTH_PENALTIES = ("gnmt", "average", "none")
@@ -170,8 +171,7 @@ def _eval_mode(model: Any) -> Iterator[None]:
 
 
 def _mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor,
-           max_len: torch.Tensor, ngram: int,
-           touched: torch.Tensor | None = None) -> torch.Tensor:
+           max_len: torch.Tensor, ngram: int) -> torch.Tensor:
     """Apply min length, forced EOS at max length and n-gram blocking.
 
     Args:
@@ -180,8 +180,6 @@ def _mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor
         hist: ``(N, >= t)`` generated tokens; the first ``t`` columns are used.
         min_len, max_len: ``(N,)`` long per-row limits.
         ngram: no-repeat n-gram size (0 = off).
-        touched: optional ``(N,)`` bool, set True (in place) for rows whose non-EOS log-probs
-            were masked (n-gram blocking or forced EOS).
 
     Returns:
         ``(N, V)`` masked log-probs.
@@ -195,65 +193,12 @@ def _mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor
         match = (win[:, :, :-1] == suffix[:, None, :]).all(2)  # (N, t-n+1)
         rows, pos = match.nonzero(as_tuple=True)
         logp[rows, win[rows, pos, -1]] = NEG_INF
-        if touched is not None:
-            touched[rows] = True
     forced = max_len <= t  # (N,)
     if bool(forced.any()):
         eos = logp[:, EOS_ID].clone()  # (N,)
         logp.masked_fill_(forced[:, None], NEG_INF)
         logp[:, EOS_ID] = torch.where(forced, eos, logp[:, EOS_ID])
-        if touched is not None:
-            touched |= forced
     return logp
-
-
-def _eos_is_best(logp: torch.Tensor, touched: torch.Tensor) -> torch.Tensor:
-    """Rows whose first maximum is EOS, i.e. ``logp.argmax(1) == EOS_ID``, without a full pass.
-
-    The largest of ``V`` log-probs of a distribution is ``>= -log V``, so a row whose EOS
-    log-prob is clearly below that (a margin absorbs rounding) has a better token, unless
-    masking removed tokens from it (``touched``). Only the remaining rows are searched.
-
-    Args:
-        logp: ``(N, V)`` masked log-probs (``log_softmax`` outputs before masking).
-        touched: ``(N,)`` bool, rows where masking removed non-EOS tokens.
-
-    Returns:
-        ``(N,)`` bool.
-    """
-    eos = logp[:, EOS_ID]  # (N,)
-    out = (eos >= -math.log(logp.shape[1]) - 0.01) | touched  # (N,) candidates
-    rows = out.nonzero().squeeze(1)  # (n,)
-    if rows.numel() > 0:
-        out[rows] = logp.index_select(0, rows).argmax(dim=1) == EOS_ID
-    return out
-
-
-def _topk_first(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row-wise top-k, sorted descending, equal values ordered (and selected) by lower index.
-
-    Args:
-        scores: ``(b, M)``.
-        k: ``<= M``.
-
-    Returns:
-        ``(values (b, k), indices (b, k))``.
-    """
-    if k < scores.shape[1]:  # boundary tie <=> the (k+1)-th largest value equals the k-th
-        vals, idx = scores.topk(k + 1, dim=1)  # (b, k+1)
-        tied = (vals[:, k] == vals[:, k - 1]) & (vals[:, k - 1] > NEG_INF)  # (b,)
-        vals, idx = vals[:, :k], idx[:, :k]  # (b, k)
-    else:
-        vals, idx = scores.topk(k, dim=1)  # (b, k)
-        tied = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)  # (b,)
-    if bool(tied.any()):  # rare: redo those rows with a stable full sort
-        rows = tied.nonzero().squeeze(1)
-        sv, si = scores[rows].sort(dim=1, descending=True, stable=True)
-        vals[rows], idx[rows] = sv[:, :k], si[:, :k]
-    idx, order = idx.sort(dim=1)  # ascending index, then stable by value
-    vals = vals.gather(1, order)
-    vals, order = vals.sort(dim=1, descending=True, stable=True)
-    return vals, idx.gather(1, order)
 
 
 def greedy_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
@@ -353,8 +298,9 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
     out_tok = torch.zeros(B, K, T, dtype=torch.long, device=dev)  # (B, K, T)
     out_attn = torch.zeros(B, K, T, S, device=dev) if align else None  # (B, K, T, S)
     with _eval_mode(model):
+        # until the first reorder the state holds ONE row per sentence: its K slots would all
+        # be the same BOS prefix, so the first step runs on B rows and its log-probs are shared
         state = model.init_state(model.encode(src, src_len))
-        state = model.reorder_state(state, torch.arange(B, device=dev).repeat_interleave(K))
         sent = torch.arange(B, device=dev)  # (b,) original ids of active sentences
         live = torch.full((B, K), NEG_INF, device=dev)  # (b, K) raw scores; -inf = empty slot
         live[:, 0] = 0.0
@@ -365,19 +311,22 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
         fin_len = torch.zeros(B, K, dtype=torch.long, device=dev)  # (b, K)
         fin_tok = torch.zeros(B, K, T, dtype=torch.long, device=dev)  # (b, K, T)
         fin_attn = torch.zeros(B, K, T, S, device=dev) if align else None  # (b, K, T, S)
-        prev = torch.full((B * K,), BOS_ID, dtype=torch.long, device=dev)  # (N,)
+        prev = torch.full((B,), BOS_ID, dtype=torch.long, device=dev)  # (B,) first step
         for t in range(T):
             b = sent.numel()
-            logp, state = model.step(prev, state)  # (N, V)
+            logp, state = model.step(prev, state)  # (N, V); (B, V) at t = 0
+            step_attn = state.attn
+            if t == 0:
+                logp = logp.repeat_interleave(K, dim=0)  # (N, V) same row for every slot
+                step_attn = step_attn.repeat_interleave(K, dim=0) if align else None
             V = logp.shape[1]
             row_sent = sent.repeat_interleave(K)  # (N,)
-            touched = torch.zeros(logp.shape[0], dtype=torch.bool, device=dev)  # (N,)
             logp = _mask_(logp.float(), t, hist, min_len[row_sent], max_len[row_sent],
-                          cfg.no_repeat_ngram_size, touched)
+                          cfg.no_repeat_ngram_size)
             if align:
-                attn_hist[:, t] = state.attn.float()
-            cand = (live.view(-1, 1) + logp).view(b, K * V)  # (b, K*V)
-            vals, idx = _topk_first(cand, min(2 * K, K * V))  # (b, 2K)
+                attn_hist[:, t] = step_attn.float()
+            # best 2K of the b x (K * V) extensions live[slot] + logp[slot, token]
+            vals, idx, row_max = beam_topk(logp, live, min(2 * K, K * V))  # (b, 2K), (b, 2K), (N,)
             slot, tok = idx // V, idx % V  # (b, 2K)
             is_eos = tok == EOS_ID
             base = torch.arange(b, device=dev)[:, None] * K  # (b, 1) first row of each sentence
@@ -386,7 +335,7 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
             eos_lp = live + logp[:, EOS_ID].view(b, K)  # (b, K) same values as in cand
             ranked = torch.zeros(b, K, dtype=torch.long, device=dev).scatter_add_(
                 1, slot[:, :K], is_eos[:, :K].long()) > 0  # (b, K)
-            ranked |= _eos_is_best(logp, touched).view(b, K)
+            ranked |= first_max_is(logp, row_max, EOS_ID).view(b, K)
             new = ranked & (eos_lp > NEG_INF)  # (b, K)
             if bool(new.any()):
                 new_score = torch.where(new, normalise(eos_lp, t + 1, cfg), NEG_INF)  # (b, K)
@@ -423,7 +372,7 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
             if keep.numel() == 0:
                 break
             rows = (base + live_slot)[keep].view(-1)  # (b'*K,)
-            state = model.reorder_state(state, rows)
+            state = model.reorder_state(state, rows // K if t == 0 else rows)
             hist = hist[rows]
             prev = live_tok[keep].view(-1)  # (b'*K,)
             hist[:, t] = prev

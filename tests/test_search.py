@@ -146,7 +146,9 @@ def test_early_eos_is_kept_and_not_extended() -> None:
     src, n = one()
     model = ScriptedModel(EARLY_EOS)
     check(beam_search(model, src, n, cfg_()), [([], log(.3), log(.3)), ([A], log(.24), log(.24))])
-    assert model.rows == [2, 2, 2]  # 3 steps of (1 sentence x beam 2), then stop
+    # the first step runs one row per sentence (all slots hold the same BOS prefix), then
+    # 2 steps of (1 sentence x beam 2), then stop
+    assert model.rows == [1, 2, 2]
     # min_len=1 masks </s> at step 0: a </s> (.24) and a c </s> (.18) win
     check(beam_search(ScriptedModel(EARLY_EOS), src, n, cfg_(min_len=1)),
           [([A], log(.24), log(.24)), ([A, C], log(.18), log(.18))])
@@ -251,7 +253,8 @@ def test_finished_sentences_leave_the_batch() -> None:
     model.rows.clear()
     out = beam_search(model, src, torch.tensor([3, 2]), cfg_(n_best=1))
     assert [h[0].tokens for h in out] == [[], [A, A]]
-    assert model.rows == [4, 2, 2]  # sentence 1 is done after step 0 (nothing else is possible)
+    # step 0 runs one row per sentence; sentence 1 is done after it (nothing else is possible)
+    assert model.rows == [2, 2, 2]
 
 
 def test_bad_config_names_the_key() -> None:
