@@ -22,6 +22,8 @@ from torch import Tensor
 
 from .pointwise import pointwise_for
 from .ragged import Ragged
+from .workspace import backward_possible as _backward_possible
+from .workspace import buffer
 
 
 class GRULayerFunction(torch.autograd.Function):
@@ -29,7 +31,8 @@ class GRULayerFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(  # noqa: D417
-        ctx, x: Tensor, h0: Tensor, ragged: Ragged, fused_pointwise: str, *weights: Tensor
+        ctx, x: Tensor, h0: Tensor, ragged: Ragged, fused_pointwise: str,
+        backward_possible: bool, *weights: Tensor
     ):
         """Run the layer.
 
@@ -39,6 +42,8 @@ class GRULayerFunction(torch.autograd.Function):
             ragged: lengths bookkeeping for the batch.
             fused_pointwise: ``"auto"``, ``"compile"`` or ``"eager"`` (see
                 :func:`~seq2seq.rnn.pointwise.pointwise_for`).
+            backward_possible: False when no backward can follow (grad mode off or nothing
+                requires grad): then all buffers are reusable scratch.
             *weights: per direction ``w_ih (3H, I), w_hh (3H, H), b_ih (3H,), b_hh (3H,)``.
 
         Returns:
@@ -49,23 +54,23 @@ class GRULayerFunction(torch.autograd.Function):
         hid = h0.shape[-1]
         w_ih, w_hh = weights[0::4], weights[1::4]
         b_ih, b_hh = weights[2::4], weights[3::4]
-        xs, gates = ragged.project_inputs(x, w_ih, b_ih)  # gates (D, T, B, 3H): x-part, then r, z, n
-        hgates = x.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H): W_hh h + b_hh
-        hs = x.new_empty(nd, steps + 1, batch, hid)  # (D, T+1, B, H), hs[:, 0] = h0
+        # without a backward to come, every buffer is scratch (see .workspace)
+        infer = not backward_possible
+        gates = buffer("gru.gates", (nd, steps, batch, 3 * hid), x, infer)  # (D, T, B, 3H)
+        xs, gates = ragged.project_inputs(x, w_ih, b_ih, out=gates)  # x-part, then r, z, n
+        # W_hh h + b_hh, stored time-major so that each step's batched GEMM writes one
+        # contiguous (D, B, 3H) block (a strided output makes baddbmm copy)
+        hg_tm = buffer("gru.hgates", (steps, nd, batch, 3 * hid), x, infer)  # (T, D, B, 3H)
+        hgates = hg_tm.transpose(0, 1)  # (D, T, B, 3H) view
+        hs = buffer("gru.hs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H), hs[:, 0] = h0
         hs[:, 0] = h0
         w_hh_t = torch.stack(w_hh).transpose(1, 2).contiguous()  # (D, H, 3H), GEMM-friendly
         b_hh_s = torch.stack(b_hh).unsqueeze(1)  # (D, 1, 3H)
-        hg_all, h_all = hgates.unbind(1), hs.unbind(1)  # per-step (D, B, .) views
+        hg_all, h_all = hg_tm.unbind(0), hs.unbind(1)  # per-step (D, B, .) views
         pw = pointwise_for(x.device, fused_pointwise)
         step = pw.gru_forward(gates, hgates, hs)
-        # a strided (D, B, 3H) output makes baddbmm fall back to one GEMM per direction, so the
-        # batched GEMM writes into a contiguous scratch that is copied back (cheap next to the GEMM)
-        scratch = None if hg_all[0].is_contiguous() else x.new_empty(nd, batch, 3 * hid)  # (D, B, 3H)
         for t in range(steps):
-            if scratch is None:
-                torch.baddbmm(b_hh_s, h_all[t], w_hh_t, out=hg_all[t])  # both directions at once
-            else:
-                hg_all[t].copy_(torch.baddbmm(b_hh_s, h_all[t], w_hh_t, out=scratch))
+            torch.baddbmm(b_hh_s, h_all[t], w_hh_t, out=hg_all[t])  # both directions at once
             step(t)  # r, z, n into gates[:, t]; h into hs[:, t + 1]
         y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
         y[..., :hid] = hs[0, 1:]
@@ -92,19 +97,18 @@ class GRULayerFunction(torch.autograd.Function):
         hid = three_h // 3
         isize = xs[0].shape[-1]
         rows = steps * batch
-        dh = ragged.state_grads(grad_y, grad_hn, gates, nd, hid)  # (D, T, B, H) grad of h_t, aligned time
-        dgx = gates.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H) grad of x-part gates
-        dgh = gates.new_empty(nd, steps, batch, 3 * hid)  # (D, T, B, 3H) grad of W_hh h + b_hh
+        # grad of h_t in aligned time and the gate grads: scratch that stays in here
+        dh_tm = buffer("gru.dh", (steps, nd, batch, hid), gates)  # (T, D, B, H): contiguous steps
+        dh = ragged.state_grads(grad_y, grad_hn, gates, nd, hid, out=dh_tm.transpose(0, 1))
+        dgx = buffer("gru.dgx", (nd, steps, batch, 3 * hid), gates)  # (D, T, B, 3H) x-part gates
+        dgh = buffer("gru.dgh", (nd, steps, batch, 3 * hid), gates)  # (D, T, B, 3H) W_hh h + b_hh
         dh0 = gates.new_empty(nd, batch, hid)  # (D, B, H)
         w_hh_s = torch.stack(w_hh)  # (D, 3H, H)
-        dgh_all, dh_all = dgh.unbind(1), dh.unbind(1)
-        scratch = None if dh_all[0].is_contiguous() else dh.new_empty(nd, batch, hid)  # (D, B, H)
+        dgh_all, dh_all = dgh.unbind(1), dh_tm.unbind(0)  # per-step (D, B, .); dh_all contiguous
         step = ctx.pw.gru_backward(gates, hgates, hs, dh, dgx, dgh, dh0)
         for t in range(steps - 1, -1, -1):
             step(t)  # gate grads of step t; dh[:, t] * z into dh[:, t - 1] (dh0 at t = 0)
-            if t > 0 and scratch is not None:  # contiguous output: one batched GEMM
-                dh_all[t - 1].copy_(torch.baddbmm(dh_all[t - 1], dgh_all[t], w_hh_s, out=scratch))
-            elif t > 0:
+            if t > 0:
                 dh_all[t - 1].baddbmm_(dgh_all[t], w_hh_s)  # both directions in one GEMM
             else:
                 dh0.baddbmm_(dgh_all[0], w_hh_s)
@@ -116,8 +120,9 @@ class GRULayerFunction(torch.autograd.Function):
             gw_ih = gx2[d].t().mm(xs[d].view(rows, isize))  # (3H, I)
             gw_hh = gh2.t().mm(hs[d, :steps].reshape(rows, hid))  # (3H, H)
             grads += [gw_ih, gw_hh, gx2[d].sum(0), gh2.sum(0)]
-        dx = ragged.input_grad(gx2, w_ih) if ctx.needs_input_grad[0] else None  # (T, B, I)
-        return dx, dh0, None, None, *grads
+        dx = (ragged.input_grad(gx2, w_ih, buffer("gru.dx", (rows, isize), gates))
+              if ctx.needs_input_grad[0] else None)  # (T, B, I)
+        return dx, dh0, None, None, None, *grads
 
 
 def gru_layer(
@@ -141,4 +146,5 @@ def gru_layer(
     Returns:
         ``y (T, B, D*H)`` and ``h_n (D, B, H)``.
     """
-    return GRULayerFunction.apply(x, h0, ragged, fused_pointwise, *weights)
+    return GRULayerFunction.apply(x, h0, ragged, fused_pointwise,
+                                  _backward_possible(x, h0, *weights), *weights)

@@ -22,6 +22,8 @@ from torch import Tensor
 
 from .pointwise import pointwise_for
 from .ragged import Ragged
+from .workspace import backward_possible as _backward_possible
+from .workspace import buffer
 
 
 class LSTMLayerFunction(torch.autograd.Function):
@@ -35,6 +37,7 @@ class LSTMLayerFunction(torch.autograd.Function):
         c0: Tensor,
         ragged: Ragged,
         fused_pointwise: str,
+        backward_possible: bool,
         *weights: Tensor,
     ):
         """Run the layer.
@@ -46,6 +49,8 @@ class LSTMLayerFunction(torch.autograd.Function):
             ragged: lengths bookkeeping for the batch.
             fused_pointwise: ``"auto"``, ``"compile"`` or ``"eager"`` (see
                 :func:`~seq2seq.rnn.pointwise.pointwise_for`).
+            backward_possible: False when no backward can follow (grad mode off or nothing
+                requires grad): then all buffers are reusable scratch.
             *weights: per direction ``w_ih (4H, I), w_hh (4H, H), b_ih (4H,), b_hh (4H,)``.
 
         Returns:
@@ -57,24 +62,25 @@ class LSTMLayerFunction(torch.autograd.Function):
         w_ih, w_hh = weights[0::4], weights[1::4]
         b_ih, b_hh = weights[2::4], weights[3::4]
         biases = [b_ih[d] + b_hh[d] for d in range(nd)]
-        xs, gates = ragged.project_inputs(x, w_ih, biases)  # gates (D, T, B, 4H)
-        hs = x.new_empty(nd, steps + 1, batch, hid)  # (D, T+1, B, H), hs[:, 0] = h0
-        cs = x.new_empty(nd, steps + 1, batch, hid)  # (D, T+1, B, H)
-        tcs = x.new_empty(nd, steps, batch, hid)  # (D, T, B, H) tanh(c_t)
+        # without a backward to come, every buffer is scratch (see .workspace)
+        infer = not backward_possible
+        proj = buffer("lstm.proj", (nd, steps, batch, 4 * hid), x)  # (D, T, B, 4H) scratch
+        xs, proj = ragged.project_inputs(x, w_ih, biases, out=proj)
+        # activated gates, stored time-major so that each step's batched GEMM writes one
+        # contiguous (D, B, 4H) block (a strided output makes baddbmm copy)
+        act = buffer("lstm.act", (steps, nd, batch, 4 * hid), x, infer)  # (T, D, B, 4H)
+        gates = act.transpose(0, 1)  # (D, T, B, 4H) view
+        hs = buffer("lstm.hs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H), hs[:, 0] = h0
+        cs = buffer("lstm.cs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H)
+        tcs = buffer("lstm.tcs", (nd, steps, batch, hid), x, infer)  # (D, T, B, H) tanh(c_t)
         hs[:, 0] = h0
         cs[:, 0] = c0
         w_hh_t = torch.stack(w_hh).transpose(1, 2).contiguous()  # (D, H, 4H), GEMM-friendly
-        g_all, h_all = gates.unbind(1), hs.unbind(1)  # per-step (D, B, .) views
+        p_all, a_all, h_all = proj.unbind(1), act.unbind(0), hs.unbind(1)  # per-step (D, B, .)
         pw = pointwise_for(x.device, fused_pointwise)
         step = pw.lstm_forward(gates, hs, cs, tcs)
-        # a strided (D, B, 4H) output makes baddbmm fall back to one GEMM per direction, so the
-        # batched GEMM writes into a contiguous scratch that is copied back (cheap next to the GEMM)
-        scratch = None if g_all[0].is_contiguous() else x.new_empty(nd, batch, 4 * hid)  # (D, B, 4H)
         for t in range(steps):
-            if scratch is None:
-                g_all[t].baddbmm_(h_all[t], w_hh_t)  # both directions in one batched GEMM
-            else:
-                g_all[t].copy_(torch.baddbmm(g_all[t], h_all[t], w_hh_t, out=scratch))
+            torch.baddbmm(p_all[t], h_all[t], w_hh_t, out=a_all[t])  # both directions at once
             step(t)  # activate gates[:, t]; c, tanh(c), h of step t
         y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
         y[..., :hid] = hs[0, 1:]
@@ -101,13 +107,14 @@ class LSTMLayerFunction(torch.autograd.Function):
         _, steps, batch, hid = tcs.shape
         isize = xs[0].shape[-1]
         rows = steps * batch
-        dh = ragged.state_grads(grad_y, grad_hn, tcs, nd, hid)  # (D, T, B, H) grad of h_t, aligned time
-        dgates = tcs.new_empty(nd, steps, batch, 4 * hid)  # (D, T, B, 4H) pre-activation grads
+        # grad of h_t in aligned time, and the pre-activation grads: scratch that stays in here
+        dh_tm = buffer("lstm.dh", (steps, nd, batch, hid), tcs)  # (T, D, B, H): contiguous steps
+        dh = ragged.state_grads(grad_y, grad_hn, tcs, nd, hid, out=dh_tm.transpose(0, 1))
+        dgates = buffer("lstm.dgates", (nd, steps, batch, 4 * hid), tcs)  # (D, T, B, 4H)
         dc = tcs.new_zeros(nd, batch, hid)  # (D, B, H) grad of c_t
         dh0 = tcs.new_empty(nd, batch, hid)  # (D, B, H)
         w_hh_s = torch.stack(w_hh)  # (D, 4H, H)
-        d_all, dh_all = dgates.unbind(1), dh.unbind(1)
-        scratch = None if dh_all[0].is_contiguous() else dh.new_empty(nd, batch, hid)  # (D, B, H)
+        d_all, dh_all = dgates.unbind(1), dh_tm.unbind(0)  # per-step (D, B, .); dh_all contiguous
         step = ctx.pw.lstm_backward(gates, cs, tcs, dh, dgates, dc)
         for t in range(steps - 1, -1, -1):
             if grad_cn is not None:
@@ -115,9 +122,7 @@ class LSTMLayerFunction(torch.autograd.Function):
                 if sel is not None:
                     dc[:, sel] += grad_cn[:, sel]
             step(t)  # gate grads of step t into dgates[:, t]; dc becomes grad of c_{t-1}
-            if t > 0 and scratch is not None:  # contiguous output: one batched GEMM
-                dh_all[t - 1].copy_(torch.baddbmm(dh_all[t - 1], d_all[t], w_hh_s, out=scratch))
-            elif t > 0:
+            if t > 0:
                 dh_all[t - 1].baddbmm_(d_all[t], w_hh_s)  # both directions in one GEMM
             else:
                 torch.bmm(d_all[0], w_hh_s, out=dh0)
@@ -129,8 +134,9 @@ class LSTMLayerFunction(torch.autograd.Function):
             gw_hh = dg2[d].t().mm(hs[d, :steps].reshape(rows, hid))  # (4H, H)
             gb = dg2[d].sum(0)  # (4H,)
             grads += [gw_ih, gw_hh, gb, gb.clone()]
-        dx = ragged.input_grad(dg2, w_ih) if ctx.needs_input_grad[0] else None  # (T, B, I)
-        return dx, dh0, dc, None, None, *grads
+        dx = (ragged.input_grad(dg2, w_ih, buffer("lstm.dx", (rows, isize), tcs))
+              if ctx.needs_input_grad[0] else None)  # (T, B, I)
+        return dx, dh0, dc, None, None, None, *grads
 
 
 def lstm_layer(
@@ -156,4 +162,5 @@ def lstm_layer(
     Returns:
         ``y (T, B, D*H)``, ``h_n (D, B, H)``, ``c_n (D, B, H)``.
     """
-    return LSTMLayerFunction.apply(x, h0, c0, ragged, fused_pointwise, *weights)
+    return LSTMLayerFunction.apply(x, h0, c0, ragged, fused_pointwise,
+                                   _backward_possible(x, h0, c0, *weights), *weights)

@@ -48,6 +48,7 @@ class Ragged:
         self.index: Tensor | None = None  # (T, B) long, per-sequence time reversal
         self.pad: Tensor | None = None  # (T, B, 1) bool, True on padded steps
         self._last_rows: dict[int, Tensor] = {}  # step -> rows whose last real step it is
+        self._flat_reverse: Tensor | None = None  # (T*B,) see flat_reverse_index
         if lengths is None:
             return
         cpu = torch.as_tensor(lengths).detach().to("cpu")
@@ -129,14 +130,15 @@ class Ragged:
         rows = torch.arange(self.batch, device=grads.device)  # (B,)
         grads[:, self.lengths - 1, rows] += grad_final
 
-    def project_inputs(self, x: Tensor, w_ih: Sequence[Tensor],
-                       biases: Sequence[Tensor]) -> tuple[list[Tensor], Tensor]:
+    def project_inputs(self, x: Tensor, w_ih: Sequence[Tensor], biases: Sequence[Tensor],
+                       out: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
         """Hoisted input projection of a layer: one GEMM per direction over all steps.
 
         Args:
             x: ``(T, B, I)`` layer input.
             w_ih: per direction ``(G, I)`` input weights.
             biases: per direction ``(G,)`` bias added to the projection.
+            out: optional contiguous ``(D, T, B, G)`` buffer for the projections.
 
         Returns:
             The aligned-time inputs (``D`` tensors ``(T, B, I)``; the reverse direction's is
@@ -147,30 +149,47 @@ class Ragged:
         x = x.contiguous()
         xs = [x] if nd == 1 else [x, self.reverse(x)]  # each (T, B, I), aligned time
         size = w_ih[0].shape[0]
-        gates = x.new_empty(nd, steps, batch, size)  # (D, T, B, G)
+        gates = x.new_empty(nd, steps, batch, size) if out is None else out  # (D, T, B, G)
         for d in range(nd):
             torch.addmm(biases[d], xs[d].view(steps * batch, isize), w_ih[d].t(),
                         out=gates[d].view(steps * batch, size))
         return xs, gates
 
-    def input_grad(self, grad_proj: Sequence[Tensor], w_ih: Sequence[Tensor]) -> Tensor:
+    def input_grad(self, grad_proj: Sequence[Tensor], w_ih: Sequence[Tensor],
+                   scratch: Tensor | None = None) -> Tensor:
         """Gradient of the layer input from the projections' gradients (one GEMM per direction).
+
+        The reverse direction's share is added row by row at its natural-time position
+        (``index_add_``), without building a reversed copy.
 
         Args:
             grad_proj: per direction ``(T*B, G)`` gradient of the input projection, aligned time.
             w_ih: per direction ``(G, I)`` input weights.
+            scratch: optional ``(T*B, I)`` buffer for the reverse direction's share.
 
         Returns:
             ``(T, B, I)`` gradient of the layer input in natural time.
         """
-        shape = (self.steps, self.batch, w_ih[0].shape[1])
-        dx = grad_proj[0].mm(w_ih[0]).view(shape)  # (T, B, I)
+        isize = w_ih[0].shape[1]
+        dx = grad_proj[0].mm(w_ih[0])  # (T*B, I)
         if len(grad_proj) == 2:
-            dx.add_(self.reverse(grad_proj[1].mm(w_ih[1]).view(shape)))
-        return dx
+            back = torch.mm(grad_proj[1], w_ih[1], out=scratch)  # (T*B, I) aligned time
+            dx.index_add_(0, self.flat_reverse_index(dx.device), back)
+        return dx.view(self.steps, self.batch, isize)  # (T, B, I)
+
+    def flat_reverse_index(self, device: torch.device) -> Tensor:
+        """``(T*B,)`` row of ``(T*B, F)`` that aligned-time row ``t * B + b`` reverses to."""
+        if self._flat_reverse is None:
+            rows = torch.arange(self.batch, device=device)  # (B,)
+            if self.full:
+                time = torch.arange(self.steps - 1, -1, -1, device=device)[:, None]  # (T, 1)
+            else:
+                time = self.index.to(device)  # (T, B)
+            self._flat_reverse = (time * self.batch + rows).reshape(-1)  # (T*B,)
+        return self._flat_reverse
 
     def state_grads(self, grad_y: Tensor | None, grad_final: Tensor | None, like: Tensor,
-                    directions: int, hid: int) -> Tensor:
+                    directions: int, hid: int, out: Tensor | None = None) -> Tensor:
         """Per-step hidden-state gradients of a layer in aligned time, for its backward pass.
 
         Args:
@@ -179,13 +198,17 @@ class Ragged:
             like: tensor whose dtype/device the result takes.
             directions: ``D``.
             hid: hidden size ``H``.
+            out: optional ``(D, T, B, H)`` buffer to fill (any previous content is overwritten).
 
         Returns:
             ``(D, T, B, H)`` gradients; the reverse direction is in its own (reversed) time,
             padded steps get only what flows back from later real steps.
         """
-        dh = like.new_zeros(directions, self.steps, self.batch, hid)  # (D, T, B, H)
-        if grad_y is not None:
+        shape = (directions, self.steps, self.batch, hid)
+        if grad_y is None:
+            dh = like.new_zeros(shape) if out is None else out.zero_()  # (D, T, B, H)
+        else:
+            dh = like.new_empty(shape) if out is None else out  # (D, T, B, H) filled below
             dh[0] = grad_y[..., :hid]
             if directions == 2:
                 dh[1] = self.reverse(grad_y[..., hid:])
