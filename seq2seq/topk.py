@@ -26,11 +26,12 @@ from collections.abc import Callable
 import torch
 
 NEG_INF = float("-inf")
-LANES = (256, 250, 200, 160, 128, 125, 100)  # lane counts tried, the one with the smallest tail wins
+LANES = (256, 250, 200, 160, 128, 125, 100)  # lane counts tried; the smallest tail wins
 
 
 def _ordered(vals: torch.Tensor, idx: torch.Tensor, k: int,
-             full_rows: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+             full_rows: Callable[[torch.Tensor], torch.Tensor],
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Finish a first-index top-k from the top ``k + 1`` (or ``k``) values of each row.
 
     Args:

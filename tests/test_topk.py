@@ -22,7 +22,8 @@ def test_topk_first_whole_row() -> None:
     assert vals.tolist() == [[7.0, 2.0, 2.0]]
 
 
-def _random_beam(b: int, K: int, V: int, seed: int, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _random_beam(b: int, K: int, V: int, seed: int,
+                 levels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs with many exact ties (values on a coarse grid) and some masked entries."""
     g = torch.Generator().manual_seed(seed)
     logp = -torch.randint(0, levels, (b * K, V), generator=g).float() / 4  # (b*K, V)

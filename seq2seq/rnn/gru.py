@@ -62,7 +62,7 @@ class GRULayerFunction(torch.autograd.Function):
         # contiguous (D, B, 3H) block (a strided output makes baddbmm copy)
         hg_tm = buffer("gru.hgates", (steps, nd, batch, 3 * hid), x, infer)  # (T, D, B, 3H)
         hgates = hg_tm.transpose(0, 1)  # (D, T, B, 3H) view
-        hs = buffer("gru.hs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H), hs[:, 0] = h0
+        hs = buffer("gru.hs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H); [:, 0] = h0
         hs[:, 0] = h0
         w_hh_t = torch.stack(w_hh).transpose(1, 2).contiguous()  # (D, H, 3H), GEMM-friendly
         b_hh_s = torch.stack(b_hh).unsqueeze(1)  # (D, 1, 3H)

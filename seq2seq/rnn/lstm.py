@@ -70,7 +70,7 @@ class LSTMLayerFunction(torch.autograd.Function):
         # contiguous (D, B, 4H) block (a strided output makes baddbmm copy)
         act = buffer("lstm.act", (steps, nd, batch, 4 * hid), x, infer)  # (T, D, B, 4H)
         gates = act.transpose(0, 1)  # (D, T, B, 4H) view
-        hs = buffer("lstm.hs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H), hs[:, 0] = h0
+        hs = buffer("lstm.hs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H); [:, 0] = h0
         cs = buffer("lstm.cs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H)
         tcs = buffer("lstm.tcs", (nd, steps, batch, hid), x, infer)  # (D, T, B, H) tanh(c_t)
         hs[:, 0] = h0

@@ -8,9 +8,10 @@ the translation shape alone is 52 MiB.
 
 Buffers that never leave a call (the gate and state gradients inside a backward pass, and every
 forward buffer when nothing will call backward) are therefore taken from here: one flat buffer
-per thread, name, dtype and inference mode, grown when a call needs more and kept for the next call. A name is
-handed out again by the next request for it, so a caller must be done with a buffer before it
-asks for the same name again, and must never return it (or a view of it) to its own caller.
+per thread, name, dtype and inference mode, grown when a call needs more and kept for the next
+call. A name is handed out again by the next request for it, so a caller must be done with a
+buffer before it asks for the same name again, and must never return it (or a view of it) to its
+own caller.
 Off the CPU (CUDA has a caching allocator) :func:`buffer` simply allocates.
 """
 
