@@ -8,7 +8,8 @@ Search talks to the model only through::
     state = model.reorder_state(state, index)     # (N',) long: select / reorder / repeat rows
 
 All sentences of a batch and all their hypotheses advance in ONE ``step`` call per time step
-(``N = b * beam`` rows for the ``b`` sentences still active); sentences that are done are dropped
+(``N = b * beam`` rows for the ``b`` sentences still active; the first step runs one row per
+sentence, since all beam slots still hold the same BOS prefix); sentences that are done are dropped
 from the state at once, so they stop costing compute. The step loop has no Python loop over
 sentences or hypotheses; Python lists are built only once, at the end.
 
