@@ -54,22 +54,28 @@ def test_pure_math_matches_eager_steps():
         expected = d_prev + carry if step_t else carry
         torch.testing.assert_close(dh[:, step_t - 1] if step_t else dh0, expected)
     assert dgx.abs().sum() > 0 and dgh.abs().sum() > 0
-    # LSTM forward
-    gates = _rand(nd, t, BATCH, 4 * HID, gen=gen)
+    # LSTM forward: pre-activations come from a separate (D, B, 4H) block
+    gates = torch.zeros(nd, t, BATCH, 4 * HID, dtype=torch.float64)
+    pre = _rand(nd, BATCH, 4 * HID, gen=gen)
     hs, cs = _rand(nd, t + 1, BATCH, HID, gen=gen), _rand(nd, t + 1, BATCH, HID, gen=gen)
     tcs = _rand(nd, t, BATCH, HID, gen=gen)
-    act, c, tc, h = pw.lstm_forward_math(gates[:, 2], cs[:, 2])
-    pw.lstm_forward_eager(gates, hs, cs, tcs)(2)
+    act, c, tc, h = pw.lstm_forward_math(pre, cs[:, 2])
+    pw.lstm_forward_eager(pre, gates, hs, cs, tcs)(2)
     for a, b in ((act, gates[:, 2]), (c, cs[:, 3]), (tc, tcs[:, 2]), (h, hs[:, 3])):
         torch.testing.assert_close(a, b)
-    # LSTM backward
+    # LSTM backward, walked over two steps (coefficients are precomputed for all steps)
     gates = _rand(nd, t, BATCH, 4 * HID, gen=gen, lo=0.0)
     dgates = torch.zeros_like(gates)
     dc = _rand(nd, BATCH, HID, gen=gen)
-    dg, dc_prev = pw.lstm_backward_math(dh[:, 1], dc, gates[:, 1], cs[:, 1], tcs[:, 1])
-    pw.lstm_backward_eager(gates, cs, tcs, dh, dgates, dc)(1)
-    torch.testing.assert_close(dg, dgates[:, 1])
-    torch.testing.assert_close(dc_prev, dc)
+    expected_dc = dc.clone()
+    step = pw.lstm_backward_eager(gates, cs, tcs, dh, dgates, dc)
+    for step_t in (2, 1):
+        dg, expected_dc = pw.lstm_backward_math(dh[:, step_t], expected_dc, gates[:, step_t],
+                                                cs[:, step_t], tcs[:, step_t])
+        step(step_t)
+        torch.testing.assert_close(dg, dgates[:, step_t])
+        torch.testing.assert_close(expected_dc, dc)
+    assert dgates[:, 0].abs().sum() == 0 and dgates[:, 1:].abs().min() > 0
 
 
 def _run(cls, mode, state, x, lengths, device="cpu"):

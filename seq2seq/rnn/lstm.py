@@ -70,18 +70,19 @@ class LSTMLayerFunction(torch.autograd.Function):
         # contiguous (D, B, 4H) block (a strided output makes baddbmm copy)
         act = buffer("lstm.act", (steps, nd, batch, 4 * hid), x, infer)  # (T, D, B, 4H)
         gates = act.transpose(0, 1)  # (D, T, B, 4H) view
+        pre = buffer("lstm.pre", (nd, batch, 4 * hid), x)  # (D, B, 4H) one step's pre-activations
         hs = buffer("lstm.hs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H); [:, 0] = h0
         cs = buffer("lstm.cs", (nd, steps + 1, batch, hid), x, infer)  # (D, T+1, B, H)
         tcs = buffer("lstm.tcs", (nd, steps, batch, hid), x, infer)  # (D, T, B, H) tanh(c_t)
         hs[:, 0] = h0
         cs[:, 0] = c0
         w_hh_t = torch.stack(w_hh).transpose(1, 2).contiguous()  # (D, H, 4H), GEMM-friendly
-        p_all, a_all, h_all = proj.unbind(1), act.unbind(0), hs.unbind(1)  # per-step (D, B, .)
+        p_all, h_all = proj.unbind(1), hs.unbind(1)  # per-step (D, B, .)
         pw = pointwise_for(x.device, fused_pointwise)
-        step = pw.lstm_forward(gates, hs, cs, tcs)
+        step = pw.lstm_forward(pre, gates, hs, cs, tcs)
         for t in range(steps):
-            torch.baddbmm(p_all[t], h_all[t], w_hh_t, out=a_all[t])  # both directions at once
-            step(t)  # activate gates[:, t]; c, tanh(c), h of step t
+            torch.baddbmm(p_all[t], h_all[t], w_hh_t, out=pre)  # both directions at once
+            step(t)  # activate pre into gates[:, t]; c, tanh(c), h of step t
         y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
         y[..., :hid] = hs[0, 1:]
         if nd == 2:
