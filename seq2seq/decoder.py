@@ -16,12 +16,13 @@ embeddings and their share of the first layer's input projection are computed fo
 one GEMM before the loop, attention keys are projected once, and the output projection runs
 once over all steps after the loop. Inside the loop only the recurrent work remains. The same
 :meth:`AttentionDecoder._step` is used by the incremental :meth:`AttentionDecoder.step`, so
-both paths compute identical functions.
+both paths compute identical functions. At inference (eval mode, no autograd) the incremental
+step gathers the embedding share of the first layer's input projection from a ``(V, G)`` table
+of all target tokens instead of running a GEMM per step (:meth:`AttentionDecoder._token_table`).
+The state that search reorders lives in :mod:`seq2seq.decoder_state`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,105 +30,8 @@ from torch import nn
 
 from seq2seq.attention import DeferredContext, build_attention, mask_bias
 from seq2seq.config import ModelConfig
+from seq2seq.decoder_state import DecoderState
 from seq2seq.encoder import EncoderOut
-
-
-@dataclass
-class DecoderState:
-    """Incremental decoding state for ``N`` rows (hypotheses).
-
-    The per-source tensors (``src_*``) are kept once per SOURCE row: the ``N = B * group`` rows
-    come in ``B`` runs of ``group`` consecutive rows that share a source row (the hypotheses of
-    one sentence in beam search), so repeating and reordering hypotheses never copies the
-    encoder memory. The properties :attr:`memory`, :attr:`keys`, :attr:`bias` and :attr:`mask`
-    give the per-row ``(N, ...)`` view (materialised only when ``group > 1``).
-
-    Attributes:
-        hidden: ``(L, N, H)`` decoder hidden state per layer.
-        cell: ``(L, N, H)`` LSTM cell state per layer, or None for a GRU.
-        feed: ``(N, H)`` previous attentional vector (zeros before the first step).
-        src_memory: ``(B, S, 2H)`` encoder outputs.
-        src_keys: ``(B, S, K)`` attention keys precomputed from ``src_memory``.
-        src_bias: ``(B, S)`` additive attention mask (0 real, ``-inf`` padding).
-        src_mask: ``(B, S)`` bool, True at real source positions.
-        attn: ``(N, S)`` attention weights of the last step, or None before the first step.
-        group: rows per source row (``N = B * group``).
-    """
-
-    hidden: torch.Tensor
-    cell: torch.Tensor | None
-    feed: torch.Tensor
-    src_memory: torch.Tensor
-    src_keys: torch.Tensor
-    src_bias: torch.Tensor
-    src_mask: torch.Tensor
-    attn: torch.Tensor | None = None
-    group: int = 1
-
-    def _per_row(self, t: torch.Tensor) -> torch.Tensor:
-        """``(B, ...)`` per-source tensor as ``(N, ...)`` per row."""
-        return t if self.group == 1 else t.repeat_interleave(self.group, dim=0)
-
-    @property
-    def memory(self) -> torch.Tensor:
-        """``(N, S, 2H)`` encoder outputs per row."""
-        return self._per_row(self.src_memory)
-
-    @property
-    def keys(self) -> torch.Tensor:
-        """``(N, S, K)`` attention keys per row."""
-        return self._per_row(self.src_keys)
-
-    @property
-    def bias(self) -> torch.Tensor:
-        """``(N, S)`` additive attention mask per row."""
-        return self._per_row(self.src_bias)
-
-    @property
-    def mask(self) -> torch.Tensor:
-        """``(N, S)`` bool source mask per row."""
-        return self._per_row(self.src_mask)
-
-    def index_select(self, index: torch.Tensor) -> DecoderState:
-        """Select, reorder or repeat rows.
-
-        Per-row tensors are indexed directly. The per-source tensors are indexed by source row
-        only, and only when the selection changes them: if the selected rows come in equal runs
-        that each share one source row (beam expansion ``arange(B).repeat_interleave(K)``,
-        reordering within runs, dropping whole runs) the new state keeps one source row per run;
-        otherwise it falls back to one source row per row (``group = 1``).
-
-        Args:
-            index: ``(N',)`` long row indices into the current ``N`` rows.
-
-        Returns:
-            A new state with ``N'`` rows.
-        """
-        src = index // self.group if self.group > 1 else index  # (N',) source row of each row
-        n = index.numel()
-        values, counts = torch.unique_consecutive(src, return_counts=True)  # (B',), (B',)
-        m = values.numel()
-        if m > 0 and n % m == 0 and bool((counts == n // m).all()):
-            group, sel = n // m, values
-        else:
-            group, sel = 1, src
-        B = self.src_memory.shape[0]
-        if sel.numel() == B and bool((sel == torch.arange(B, device=sel.device)).all()):
-            memory, keys, bias, mask = self.src_memory, self.src_keys, self.src_bias, self.src_mask
-        else:
-            memory, keys, bias, mask = (t.index_select(0, sel) for t in (
-                self.src_memory, self.src_keys, self.src_bias, self.src_mask))
-        return DecoderState(
-            hidden=self.hidden.index_select(1, index),
-            cell=self.cell.index_select(1, index) if self.cell is not None else None,
-            feed=self.feed.index_select(0, index),
-            src_memory=memory,
-            src_keys=keys,
-            src_bias=bias,
-            src_mask=mask,
-            attn=self.attn.index_select(0, index) if self.attn is not None else None,
-            group=group,
-        )
 
 
 def _gru_update(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -163,6 +67,11 @@ def _lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, to
     c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))  # (N, H)
     h = torch.sigmoid(o) * torch.tanh(c)  # (N, H)
     return h, c
+
+
+TOKEN_TABLE_MAX_BYTES = 256 * 2**20  # largest (V, G) embedding-projection table kept
+
+__all__ = ["TOKEN_TABLE_MAX_BYTES", "AttentionDecoder", "DecoderState"]
 
 
 class AttentionDecoder(nn.Module):
@@ -268,6 +177,33 @@ class AttentionDecoder(nn.Module):
         """
         cell = self.cells[0]
         return F.linear(emb, cell.weight_ih[:, : self.embed_dim], cell.bias_ih)
+
+    def _token_table(self) -> torch.Tensor | None:
+        """``(V, G)`` :meth:`_embed_proj` of every target token, for inference steps.
+
+        An incremental step would otherwise run a ``(N, E) x (E, G)`` GEMM to project the
+        embeddings of its ``N`` previous tokens; with the table it gathers ``N`` rows. Built on
+        first use and rebuilt whenever the embedding or first-layer weights change (tracked by
+        their in-place version counters). Only in eval mode without autograd (dropout and
+        gradients would make the rows differ), and only while the table stays below
+        :data:`TOKEN_TABLE_MAX_BYTES`.
+
+        Returns:
+            ``(V, G)`` tensor, or None when the table does not apply.
+        """
+        if self.training or torch.is_grad_enabled():
+            return None
+        cell, emb = self.cells[0], self.embedding.weight
+        params = (emb, cell.weight_ih, cell.bias_ih)
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        cached = self.__dict__.get("_table_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if emb.shape[0] * cell.weight_ih.shape[0] * emb.element_size() > TOKEN_TABLE_MAX_BYTES:
+            return None
+        table = self._embed_proj(emb)  # (V, G)
+        self.__dict__["_table_cache"] = (key, table)
+        return table
 
     def _weights(self) -> list[tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor,
                                       torch.Tensor]]:
@@ -391,8 +327,11 @@ class AttentionDecoder(nn.Module):
         Returns:
             ``(log_probs (N, V), new state)``; ``new_state.attn`` is ``(N, S)``.
         """
-        emb = self.dropout(self.embedding(prev_tokens))  # (N, E)
-        x_proj = self._embed_proj(emb)  # (N, G)
+        table = self._token_table()
+        if table is not None:
+            x_proj = table.index_select(0, prev_tokens)  # (N, G)
+        else:
+            x_proj = self._embed_proj(self.dropout(self.embedding(prev_tokens)))  # (N, G)
         hs = list(state.hidden.unbind(0))
         cs = list(state.cell.unbind(0)) if state.cell is not None else None
         att, weights, hs, cs = self._step(

@@ -1,4 +1,4 @@
-"""Tests for seq2seq.decoder: state handling, bridge, tying, cell math."""
+"""Tests for seq2seq.decoder: bridge, tying, cell math, the inference token table."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from seq2seq import decoder as decoder_mod
 from seq2seq.config import ModelConfig
-from seq2seq.decoder import AttentionDecoder, DecoderState, _gru_update, _lstm_update
+from seq2seq.decoder import AttentionDecoder, _gru_update, _lstm_update
 from seq2seq.encoder import EncoderOut
 
 
@@ -104,20 +105,62 @@ def test_input_feeding_off_uses_embedding_only_input() -> None:
     assert dec_on.cells[0].weight_ih.shape == (15, 10)
 
 
-def test_state_index_select_selects_every_tensor_on_its_batch_dim() -> None:
-    dec = AttentionDecoder(_cfg(rnn="lstm", decoder_layers=2), 7, 10).eval()
-    st = dec.init_state(_enc(lstm=True))
-    _, st = dec.step(torch.tensor([2, 2, 2]), st)
-    idx = torch.tensor([2, 0, 0])
-    r = st.index_select(idx)
-    assert isinstance(r, DecoderState)
-    assert torch.equal(r.hidden, st.hidden[:, idx]) and torch.equal(r.cell, st.cell[:, idx])
-    for name in ("feed", "memory", "keys", "bias", "mask", "attn"):
-        assert torch.equal(getattr(r, name), getattr(st, name)[idx]), name
-
-
 def test_invalid_config_raises() -> None:
     with pytest.raises(ValueError, match="decoder_layers"):
         AttentionDecoder(_cfg(decoder_layers=0), 7, 10)
     with pytest.raises(ValueError, match="model.rnn"):
         AttentionDecoder(_cfg(rnn="rnn"), 7, 10)
+
+
+def _steps(dec: AttentionDecoder, tokens: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Log-probs of a few incremental steps from a fresh state (3 rows)."""
+    st = dec.init_state(_enc(lstm=dec.kind == "lstm"))
+    out = []
+    for tok in tokens:
+        logp, st = dec.step(tok, st)
+        out.append(logp)
+    return out
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_token_table_steps_match_the_embedding_gemm(rnn: str) -> None:
+    torch.manual_seed(0)
+    dec = AttentionDecoder(_cfg(rnn=rnn, dropout=0.3), 7, 10).eval()
+    tokens = [torch.tensor([2, 2, 2]), torch.tensor([5, 0, 6]), torch.tensor([1, 3, 3])]
+    with torch.no_grad():
+        table = dec._token_table()
+        fast = _steps(dec, tokens)
+    assert table is not None and table.shape == (7, 15 if rnn == "gru" else 20)  # (V, G)
+    ids = torch.arange(7)
+    torch.testing.assert_close(table, dec._embed_proj(dec.embedding(ids)).detach())
+    slow = _steps(dec, tokens)  # grad mode on: the table is not used
+    assert dec._token_table() is None
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b.detach())
+    assert not torch.equal(fast[1][0], fast[1][1])  # different tokens, different rows
+
+
+def test_token_table_follows_weight_updates_and_is_off_in_training() -> None:
+    torch.manual_seed(0)
+    dec = AttentionDecoder(_cfg(), 7, 10).eval()
+    with torch.no_grad():
+        first = dec._token_table()
+        assert dec._token_table() is first  # cached
+        dec.embedding.weight.mul_(2.0)  # in-place update, as an optimizer step does
+        second = dec._token_table()
+        assert second is not first
+        torch.testing.assert_close(second, dec._embed_proj(dec.embedding.weight))
+        dec.cells[0].bias_ih.add_(1.0)
+        torch.testing.assert_close(dec._token_table(), second + 1.0)
+        dec.train()
+        assert dec._token_table() is None  # dropout on the embeddings: no table
+
+
+def test_token_table_is_skipped_above_the_size_cap(monkeypatch) -> None:
+    dec = AttentionDecoder(_cfg(), 7, 10).eval()
+    monkeypatch.setattr(decoder_mod, "TOKEN_TABLE_MAX_BYTES", 7 * 15 * 4 - 1)
+    with torch.no_grad():
+        assert dec._token_table() is None
+        logp, _ = dec.step(torch.tensor([2, 3, 4]), dec.init_state(_enc()))
+    assert torch.isfinite(logp).all()
+    torch.testing.assert_close(logp.exp().sum(1), torch.ones(3))
