@@ -337,7 +337,10 @@ class AttentionDecoder(nn.Module):
         att, weights, hs, cs = self._step(
             self._weights(), x_proj, state.feed, hs, cs, state.src_keys, state.src_memory,
             state.src_bias, group=state.group)
-        logp = torch.log_softmax(self._logits(att).float(), dim=-1)  # (N, V) fp32 even under AMP
+        logits = self._logits(att).float()  # (N, V) fp32 even under AMP
+        # in place: a fresh (N, V) tensor per step is page-faulted in when it is large
+        logp = torch.log_softmax(logits, dim=-1, out=logits) if not logits.requires_grad \
+            else torch.log_softmax(logits, dim=-1)  # (N, V)
         new_state = DecoderState(
             hidden=torch.stack(hs),  # (L, N, H)
             cell=torch.stack(cs) if cs is not None else None,  # (L, N, H)
