@@ -13,6 +13,14 @@ computes ``dW_ih``, ``dW_hh``, the biases and ``dx`` with one large GEMM each ov
 Nothing builds an autograd graph per step. Ragged lengths: see :mod:`seq2seq.rnn.ragged`.
 The per-step gate math lives in :mod:`seq2seq.rnn.pointwise`: in-place eager ops by default on
 CPU, one ``torch.compile``-fused kernel per step on CUDA (``fused_pointwise``).
+
+Forward gate layout: inside the forward pass the weights are reordered to ``o, i, f, g`` and the
+rows of the three sigmoid gates are scaled by 1/2 (:func:`to_internal`, exact in floating point),
+because ``sigmoid(a) = (1 + tanh(a / 2)) / 2``: one ``tanh`` over the contiguous ``(D, B, 4H)``
+block and one affine op on its first ``3H`` columns activate all four gates, instead of three
+activations on strided slices. The stored activations keep that order; the backward pass writes
+the gate gradients in PyTorch's order and scale (gradients w.r.t. ``W x + b``), so its GEMMs use
+the parameters as they are and the weight gradients need no conversion.
 """
 
 from __future__ import annotations
@@ -24,6 +32,21 @@ from .pointwise import pointwise_for
 from .ragged import Ragged
 from .workspace import backward_possible as _backward_possible
 from .workspace import buffer
+
+
+def to_internal(w: Tensor) -> Tensor:
+    """PyTorch-layout gate rows ``i, f, g, o`` -> forward layout ``o/2, i/2, f/2, g`` (new tensor).
+
+    Args:
+        w: ``(4H, ...)`` weight or ``(4H,)`` bias.
+
+    Returns:
+        Tensor of the same shape in the internal layout.
+    """
+    hid = w.shape[0] // 4
+    out = w.roll(hid, 0)  # (4H, ...) blocks o, i, f, g: a cyclic shift by one block
+    out[: 3 * hid].mul_(0.5)
+    return out
 
 
 class LSTMLayerFunction(torch.autograd.Function):
@@ -51,7 +74,8 @@ class LSTMLayerFunction(torch.autograd.Function):
                 :func:`~seq2seq.rnn.pointwise.pointwise_for`).
             backward_possible: False when no backward can follow (grad mode off or nothing
                 requires grad): then all buffers are reusable scratch.
-            *weights: per direction ``w_ih (4H, I), w_hh (4H, H), b_ih (4H,), b_hh (4H,)``.
+            *weights: per direction ``w_ih (4H, I), w_hh (4H, H), b_ih (4H,), b_hh (4H,)`` in
+                PyTorch's layout (converted with :func:`to_internal` here).
 
         Returns:
             ``y (T, B, D*H)`` (zero on padded steps), ``h_n (D, B, H)``, ``c_n (D, B, H)``.
@@ -59,9 +83,10 @@ class LSTMLayerFunction(torch.autograd.Function):
         nd = len(weights) // 4
         steps, batch = x.shape[:2]
         hid = h0.shape[-1]
-        w_ih, w_hh = weights[0::4], weights[1::4]
+        w_ih = [to_internal(w) for w in weights[0::4]]  # D x (4H, I), internal layout
+        w_hh = [to_internal(w) for w in weights[1::4]]  # D x (4H, H)
         b_ih, b_hh = weights[2::4], weights[3::4]
-        biases = [b_ih[d] + b_hh[d] for d in range(nd)]
+        biases = [to_internal(b_ih[d] + b_hh[d]) for d in range(nd)]  # D x (4H,)
         # without a backward to come, every buffer is scratch (see .workspace)
         infer = not backward_possible
         proj = buffer("lstm.proj", (nd, steps, batch, 4 * hid), x)  # (D, T, B, 4H) scratch
@@ -103,7 +128,7 @@ class LSTMLayerFunction(torch.autograd.Function):
         saved = ctx.saved_tensors
         xs, (gates, hs, cs, tcs) = saved[:nd], saved[nd : nd + 4]
         weights = saved[nd + 4 :]
-        w_ih, w_hh = weights[0::4], weights[1::4]
+        w_ih, w_hh = weights[0::4], weights[1::4]  # PyTorch layout
         ragged: Ragged = ctx.ragged
         _, steps, batch, hid = tcs.shape
         isize = xs[0].shape[-1]

@@ -92,23 +92,24 @@ def gru_backward_math(
 
 
 def lstm_forward_math(g: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One LSTM step after the GEMMs.
+    """One LSTM step after the GEMMs, in the internal gate layout of :mod:`seq2seq.rnn.lstm`.
 
     Args:
-        g: ``(D, B, 4H)`` pre-activation gates ``i, f, g, o`` (both GEMMs and biases summed).
+        g: ``(D, B, 4H)`` pre-activations ``o/2, i/2, f/2, g`` (sigmoid gates' rows halved).
         c: ``(D, B, H)`` previous cell state.
 
     Returns:
-        ``act (D, B, 4H)`` activated gates, ``c' (D, B, H)``, ``tanh(c') (D, B, H)`` and
-        ``h' (D, B, H)``.
+        ``act (D, B, 4H)`` activated gates ``o, i, f, g``, ``c' (D, B, H)``,
+        ``tanh(c') (D, B, H)`` and ``h' (D, B, H)``.
     """
     hid = c.shape[-1]
-    i_f = torch.sigmoid(g[..., : 2 * hid])  # (D, B, 2H)
-    gg = torch.tanh(g[..., 2 * hid : 3 * hid])  # (D, B, H)
-    o = torch.sigmoid(g[..., 3 * hid :])  # (D, B, H)
-    c_new = i_f[..., hid:] * c + i_f[..., :hid] * gg  # (D, B, H)
+    t = torch.tanh(g)  # (D, B, 4H)
+    ofi = 0.5 + 0.5 * t[..., : 3 * hid]  # (D, B, 3H) sigmoid(a) = (1 + tanh(a / 2)) / 2
+    o, i, f = ofi[..., :hid], ofi[..., hid : 2 * hid], ofi[..., 2 * hid :]  # each (D, B, H)
+    gg = t[..., 3 * hid :]  # (D, B, H)
+    c_new = f * c + i * gg  # (D, B, H)
     tc = torch.tanh(c_new)  # (D, B, H)
-    return torch.cat([i_f, gg, o], -1), c_new, tc, o * tc
+    return torch.cat([ofi, gg], -1), c_new, tc, o * tc
 
 
 def lstm_backward_math(
@@ -119,16 +120,17 @@ def lstm_backward_math(
     Args:
         dh: ``(D, B, H)`` full gradient of the step's hidden output.
         dc: ``(D, B, H)`` gradient of the step's cell output from later steps (and ``c_n``).
-        act: ``(D, B, 4H)`` activated gates ``i, f, g, o`` of the step.
+        act: ``(D, B, 4H)`` activated gates in the forward layout ``o, i, f, g``.
         c_prev: ``(D, B, H)`` the step's input cell state.
         tc: ``(D, B, H)`` ``tanh`` of the step's output cell state.
 
     Returns:
-        ``dgates (D, B, 4H)`` pre-activation gradients and the gradient of ``c_prev (D, B, H)``.
+        ``dgates (D, B, 4H)``, the gradients w.r.t. the pre-activations ``W x + b`` in PyTorch's
+        order ``i, f, g, o``, and the gradient of ``c_prev (D, B, H)``.
     """
     hid = dh.shape[-1]
-    i, f = act[..., :hid], act[..., hid : 2 * hid]  # each (D, B, H)
-    gg, o = act[..., 2 * hid : 3 * hid], act[..., 3 * hid :]  # each (D, B, H)
+    o, i = act[..., :hid], act[..., hid : 2 * hid]  # each (D, B, H)
+    f, gg = act[..., 2 * hid : 3 * hid], act[..., 3 * hid :]  # each (D, B, H)
     dc = dc + dh * o * (1 - tc * tc)  # (D, B, H) full grad of c_t
     di = dc * gg * (i - i * i)  # (D, B, H)
     df = dc * c_prev * (f - f * f)  # (D, B, H)
@@ -251,13 +253,15 @@ def gru_backward_eager(
 def lstm_forward_eager(pre: Tensor, gates: Tensor, hs: Tensor, cs: Tensor, tcs: Tensor) -> StepFn:
     """LSTM forward step: activate ``pre`` into ``gates[:, t]``, then update the states.
 
-    The activations are written out of place from the contiguous ``pre`` block: on this CPU an
-    in-place ``tanh_`` on a small block costs about 2.5x an out-of-place ``tanh``.
+    Internal gate layout (see :mod:`seq2seq.rnn.lstm`): one out-of-place ``tanh`` over the whole
+    contiguous block and ``(1 + t) / 2`` on the first ``3H`` columns give ``o, i, f, g``. (On this
+    CPU an in-place ``tanh_`` on a small block costs about 2.5x an out-of-place ``tanh``, and one
+    activation over the block about a third of three over strided slices.)
 
     Args:
-        pre: ``(D, B, 4H)`` contiguous block holding step ``t``'s pre-activations (both GEMMs and
-            biases summed); read only.
-        gates: ``(D, T, B, 4H)``; step ``t`` writes the activated ``i, f, g, o`` to ``[:, t]``.
+        pre: ``(D, B, 4H)`` contiguous block holding step ``t``'s pre-activations
+            ``o/2, i/2, f/2, g`` (both GEMMs and biases summed); read only.
+        gates: ``(D, T, B, 4H)``; step ``t`` writes the activated ``o, i, f, g`` to ``[:, t]``.
         hs: ``(D, T+1, B, H)`` hidden states; step ``t`` writes ``hs[:, t+1]``.
         cs: ``(D, T+1, B, H)`` cell states; step ``t`` writes ``cs[:, t+1]``.
         tcs: ``(D, T, B, H)``; step ``t`` writes ``tanh(cs[:, t+1])``.
@@ -267,16 +271,16 @@ def lstm_forward_eager(pre: Tensor, gates: Tensor, hs: Tensor, cs: Tensor, tcs: 
     """
     hid = hs.shape[-1]
     h1, h2, h3 = hid, 2 * hid, 3 * hid
-    p_if, p_g, p_o = pre[..., :h2], pre[..., h2:h3], pre[..., h3:]  # (D, B, 2H), (D, B, H) x2
+    half = pre.new_full((), 0.5)
     # per-step views, made once: each list holds T (or T+1) tensors of shape (D, B, .)
-    g_if, g_g, g_o = (v.unbind(1) for v in (gates[..., :h2], gates[..., h2:h3], gates[..., h3:]))
-    g_i, g_f = gates[..., :h1].unbind(1), gates[..., h1:h2].unbind(1)
+    g_all, g_ofi = gates.unbind(1), gates[..., :h3].unbind(1)
+    g_o, g_i = gates[..., :h1].unbind(1), gates[..., h1:h2].unbind(1)
+    g_f, g_g = gates[..., h2:h3].unbind(1), gates[..., h3:].unbind(1)
     c_all, tc_all, h_all = cs.unbind(1), tcs.unbind(1), hs.unbind(1)
 
     def step(t: int) -> None:
-        torch.sigmoid(p_if, out=g_if[t])
-        torch.tanh(p_g, out=g_g[t])
-        torch.sigmoid(p_o, out=g_o[t])
+        torch.tanh(pre, out=g_all[t])
+        torch.add(half, g_ofi[t], alpha=0.5, out=g_ofi[t])  # sigmoid gates o, i, f
         c = c_all[t + 1]
         torch.mul(g_f[t], c_all[t], out=c)
         c.addcmul_(g_i[t], g_g[t])
@@ -293,7 +297,7 @@ def lstm_backward_eager(
 
     Everything that depends on the forward pass alone is computed for all steps at once when the
     step function is built (a handful of large ops), so that a step is four small ops: with
-    ``K = [g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)]`` and
+    ``K = [g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)]`` (PyTorch's gate order) and
     ``A = o (1 - tanh(c_t)^2)``::
 
         dc += dh * A              (full grad of c_t)
@@ -301,11 +305,12 @@ def lstm_backward_eager(
         dc *= f                   (grad of c_{t-1})
 
     Args:
-        gates: ``(D, T, B, 4H)`` activated gates.
+        gates: ``(D, T, B, 4H)`` activated gates in the forward layout ``o, i, f, g``.
         cs: ``(D, T+1, B, H)`` cell states.
         tcs: ``(D, T, B, H)`` ``tanh`` of the output cell states.
         dh: ``(D, T, B, H)`` full hidden-output gradients (read only).
-        dgates: ``(D, T, B, 4H)``; step ``t`` writes the pre-activation gradients ``[:, t]``.
+        dgates: ``(D, T, B, 4H)``; step ``t`` writes the gradients w.r.t. the pre-activations
+            ``W x + b`` (PyTorch's order ``i, f, g, o``) to ``[:, t]``.
         dc: ``(D, B, H)`` cell gradient carried in place: in, of ``c_t``; out, of ``c_{t-1}``.
 
     Returns:
@@ -314,10 +319,12 @@ def lstm_backward_eager(
     nd, steps, batch, hid = tcs.shape
     h1, h2, h3 = hid, 2 * hid, 3 * hid
     one = tcs.new_ones(())
-    i, f, g, o = (gates[..., a : a + hid] for a in (0, h1, h2, h3))  # each (D, T, B, H)
+    o, i, f, g = (gates[..., a : a + hid] for a in (0, h1, h2, h3))  # each (D, T, B, H)
+    a_if = gates[..., h1:h3]  # (D, T, B, 2H) i, f
     coef = buffer("lstm.coef", (nd, steps, batch, 4 * hid), tcs)  # (D, T, B, 4H) the K above
-    torch.addcmul(gates, gates, gates, value=-1.0, out=coef)  # s (1 - s) on every gate
-    torch.addcmul(one, g, g, value=-1.0, out=coef[..., h2:h3])  # 1 - g^2 for the tanh gate
+    torch.addcmul(a_if, a_if, a_if, value=-1.0, out=coef[..., :h2])  # s (1 - s) for i, f
+    torch.addcmul(one, g, g, value=-1.0, out=coef[..., h2:h3])  # 1 - g^2
+    torch.addcmul(o, o, o, value=-1.0, out=coef[..., h3:])  # o (1 - o)
     coef[..., :h1].mul_(g)
     coef[..., h1:h2].mul_(cs[:, :steps])
     coef[..., h2:h3].mul_(i)
