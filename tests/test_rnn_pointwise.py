@@ -1,9 +1,9 @@
-"""Tests for seq2seq.rnn.pointwise: eager vs pure (and ``torch.compile``-fused) gate math."""
+"""Tests for seq2seq.rnn.pointwise: mode selection, eager in-place steps vs the reference math."""
 
 import pytest
 import torch
 
-from seq2seq.rnn import FusedGRU, FusedLSTM
+from seq2seq.rnn import FusedGRU, FusedLSTM, compiled
 from seq2seq.rnn import pointwise as pw
 
 STEPS, BATCH, ISIZE, HID = 5, 4, 3, 5
@@ -35,7 +35,7 @@ def test_pure_math_matches_eager_steps():
     # GRU forward
     gates, hgates = _rand(nd, t, BATCH, 3 * HID, gen=gen), _rand(nd, t, BATCH, 3 * HID, gen=gen)
     hs = _rand(nd, t + 1, BATCH, HID, gen=gen)
-    act, h = pw.gru_forward_math(gates[:, 1], hgates[:, 1], hs[:, 1])
+    act, h = compiled.gru_forward_math(gates[:, 1], hgates[:, 1], hs[:, 1])
     pw.gru_forward_eager(gates, hgates, hs)(1)
     torch.testing.assert_close(act, gates[:, 1])
     torch.testing.assert_close(h, hs[:, 2])
@@ -46,7 +46,7 @@ def test_pure_math_matches_eager_steps():
     dh0 = torch.zeros(nd, BATCH, HID, dtype=torch.float64)
     for step_t in (1, 0):
         d_prev = (dh[:, step_t - 1] if step_t else dh0).clone()
-        gx, gh, carry = pw.gru_backward_math(dh[:, step_t], gates[:, step_t], hgates[:, step_t],
+        gx, gh, carry = compiled.gru_backward_math(dh[:, step_t], gates[:, step_t], hgates[:, step_t],
                                              hs[:, step_t])
         pw.gru_backward_eager(gates, hgates, hs, dh, dgx, dgh, dh0)(step_t)
         torch.testing.assert_close(gx, dgx[:, step_t])
@@ -59,7 +59,7 @@ def test_pure_math_matches_eager_steps():
     pre = _rand(nd, BATCH, 4 * HID, gen=gen)
     hs, cs = _rand(nd, t + 1, BATCH, HID, gen=gen), _rand(nd, t + 1, BATCH, HID, gen=gen)
     tcs = _rand(nd, t, BATCH, HID, gen=gen)
-    act, c, tc, h = pw.lstm_forward_math(pre, cs[:, 2])
+    act, c, tc, h = compiled.lstm_forward_math(pre, cs[:, 2])
     pw.lstm_forward_eager(pre, gates, hs, cs, tcs)(2)
     for a, b in ((act, gates[:, 2]), (c, cs[:, 3]), (tc, tcs[:, 2]), (h, hs[:, 3])):
         torch.testing.assert_close(a, b)
@@ -70,54 +70,9 @@ def test_pure_math_matches_eager_steps():
     expected_dc = dc.clone()
     step = pw.lstm_backward_eager(gates, cs, tcs, dh, dgates, dc)
     for step_t in (2, 1):
-        dg, expected_dc = pw.lstm_backward_math(dh[:, step_t], expected_dc, gates[:, step_t],
+        dg, expected_dc = compiled.lstm_backward_math(dh[:, step_t], expected_dc, gates[:, step_t],
                                                 cs[:, step_t], tcs[:, step_t])
         step(step_t)
         torch.testing.assert_close(dg, dgates[:, step_t])
         torch.testing.assert_close(expected_dc, dc)
     assert dgates[:, 0].abs().sum() == 0 and dgates[:, 1:].abs().min() > 0
-
-
-def _run(cls, mode, state, x, lengths, device="cpu"):
-    rnn = cls(ISIZE, HID, num_layers=2, bidirectional=True, fused_pointwise=mode).to(device)
-    rnn.load_state_dict(state)
-    x = x.detach().to(device).requires_grad_()
-    y, s = rnn(x, lengths)
-    states = list(s) if isinstance(s, tuple) else [s]
-    gen = torch.Generator().manual_seed(9)
-    loss = (y * torch.randn(y.shape, generator=gen).to(device)).sum()
-    loss = loss + sum((a * torch.randn(a.shape, generator=gen).to(device)).sum() for a in states)
-    loss.backward()
-    grads = [x.grad] + [p.grad for p in rnn.parameters()]
-    return [t.detach().cpu() for t in [y, *states, *grads]]
-
-
-@pytest.mark.slow  # inductor builds C++ kernels with gcc: ~20 s cold here
-@pytest.mark.parametrize("cls", [FusedGRU, FusedLSTM])
-def test_compiled_matches_eager_on_cpu(cls):
-    """fused_pointwise="compile" on CPU: outputs, final states and all gradients match eager."""
-    torch.manual_seed(1)
-    state = cls(ISIZE, HID, num_layers=2, bidirectional=True).state_dict()
-    x = torch.randn(STEPS, BATCH, ISIZE)
-    for lengths in (LENGTHS, None):
-        eager = _run(cls, "eager", state, x, lengths)
-        compiled = _run(cls, "compile", state, x, lengths)
-        assert all(t.abs().sum() > 0 for t in eager)
-        for a, b in zip(compiled, eager, strict=True):
-            torch.testing.assert_close(a, b)
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("cls", [FusedGRU, FusedLSTM])
-def test_cuda_auto_compiled_matches_cpu_eager(cls):
-    """The default ("auto") path on CUDA is the compiled one and matches the CPU eager path."""
-    assert pw.pointwise_for(torch.device("cuda")).compiled
-    torch.manual_seed(2)
-    state = cls(ISIZE, HID, num_layers=2, bidirectional=True).state_dict()
-    x = torch.randn(STEPS, BATCH, ISIZE)
-    for lengths in (LENGTHS, None):
-        cpu = _run(cls, "auto", state, x, lengths)
-        gpu = _run(cls, "auto", state, x, lengths, device="cuda")
-        for a, b in zip(gpu, cpu, strict=True):
-            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -2,17 +2,14 @@
 
 The layer Functions in :mod:`seq2seq.rnn.gru` and :mod:`seq2seq.rnn.lstm` own the buffers and the
 GEMMs; the pointwise work between two GEMMs (gate activations, state update, gate gradients) is
-delegated to a *step function* ``step(t)`` built once per call by a binder of this module.
+delegated to a *step function* ``step(t)`` built once per call by a binder.
 
 Two implementations share that interface:
 
-* **eager**: in-place ops on preallocated views (``out=``, ``add_``, ``sigmoid_``), the
-  reference path and the default on CPU.
-* **compiled**: the pure functions :func:`gru_forward_math`, :func:`gru_backward_math`,
-  :func:`lstm_forward_math` and :func:`lstm_backward_math` (new tensors in, new tensors out, no
-  mutation) wrapped in ``torch.compile(fullgraph=True, dynamic=True)`` so each step is one fused
-  kernel (Triton on CUDA, C++ on CPU); the step function copies the results into the layer's
-  buffers. Compiled lazily on first use and cached at module level.
+* **eager** (this module): in-place ops on preallocated views (``out=``, ``add_``, ...), the
+  default on CPU.
+* **compiled** (:mod:`seq2seq.rnn.compiled`): the pure reference math wrapped in
+  ``torch.compile``, one fused kernel per step; the default on CUDA.
 
 :func:`pointwise_for` picks one for a device and a mode (``"auto"``: compiled on CUDA, eager
 elsewhere; ``"compile"``; ``"eager"``). Imports only torch.
@@ -26,9 +23,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .compiled import (
+    StepFn,
+    gru_backward_compiled,
+    gru_forward_compiled,
+    lstm_backward_compiled,
+    lstm_forward_compiled,
+)
 from .workspace import buffer
 
-StepFn = Callable[[int], None]
 MODES = ("auto", "compile", "eager")
 
 
@@ -42,121 +45,6 @@ def _dtanh_(grad: Tensor, y: Tensor, tmp: Tensor, one: Tensor) -> None:
     """``grad *= 1 - y**2`` in place (``y = tanh(.)``); ``one`` is a 0-dim tensor of 1."""
     torch.addcmul(one, y, y, value=-1.0, out=tmp)
     grad.mul_(tmp)
-
-
-# --------------------------------------------------------------------------- pure math
-
-
-def gru_forward_math(gx: Tensor, hg: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-    """One GRU step after the GEMMs.
-
-    Args:
-        gx: ``(D, B, 3H)`` input part ``W_ih x + b_ih`` (``r, z, n`` blocks).
-        hg: ``(D, B, 3H)`` hidden part ``W_hh h + b_hh``.
-        h: ``(D, B, H)`` previous hidden state.
-
-    Returns:
-        ``act (D, B, 3H)`` = activated ``r, z, n`` and the new hidden state ``(D, B, H)``.
-    """
-    hid = h.shape[-1]
-    rz = torch.sigmoid(gx[..., : 2 * hid] + hg[..., : 2 * hid])  # (D, B, 2H)
-    r, z = rz[..., :hid], rz[..., hid:]  # each (D, B, H)
-    n = torch.tanh(gx[..., 2 * hid :] + r * hg[..., 2 * hid :])  # (D, B, H)
-    h_new = n + z * (h - n)  # (D, B, H)
-    return torch.cat([rz, n], -1), h_new  # (D, B, 3H), (D, B, H)
-
-
-def gru_backward_math(
-    dh: Tensor, act: Tensor, hg: Tensor, h_prev: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Gate gradients of one GRU step.
-
-    Args:
-        dh: ``(D, B, H)`` full gradient of the step's output state.
-        act: ``(D, B, 3H)`` activated ``r, z, n`` of the step.
-        hg: ``(D, B, 3H)`` hidden part ``W_hh h + b_hh`` of the step.
-        h_prev: ``(D, B, H)`` the step's input state.
-
-    Returns:
-        ``dgx (D, B, 3H)`` (grad of the input part), ``dgh (D, B, 3H)`` (grad of the hidden part)
-        and ``dh * z (D, B, H)``, the direct contribution to the previous state's gradient.
-    """
-    hid = dh.shape[-1]
-    r, z, n = act[..., :hid], act[..., hid : 2 * hid], act[..., 2 * hid :]  # each (D, B, H)
-    dn = dh * (1 - z) * (1 - n * n)  # (D, B, H)
-    dz = (h_prev - n) * dh * (z - z * z)  # (D, B, H)
-    dr = dn * hg[..., 2 * hid :] * (r - r * r)  # (D, B, H)
-    dgx = torch.cat([dr, dz, dn], -1)  # (D, B, 3H)
-    dgh = torch.cat([dr, dz, dn * r], -1)  # (D, B, 3H)
-    return dgx, dgh, dh * z
-
-
-def lstm_forward_math(g: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One LSTM step after the GEMMs, in the internal gate layout of :mod:`seq2seq.rnn.lstm`.
-
-    Args:
-        g: ``(D, B, 4H)`` pre-activations ``o/2, i/2, f/2, g`` (sigmoid gates' rows halved).
-        c: ``(D, B, H)`` previous cell state.
-
-    Returns:
-        ``act (D, B, 4H)`` activated gates ``o, i, f, g``, ``c' (D, B, H)``,
-        ``tanh(c') (D, B, H)`` and ``h' (D, B, H)``.
-    """
-    hid = c.shape[-1]
-    t = torch.tanh(g)  # (D, B, 4H)
-    ofi = 0.5 + 0.5 * t[..., : 3 * hid]  # (D, B, 3H) sigmoid(a) = (1 + tanh(a / 2)) / 2
-    o, i, f = ofi[..., :hid], ofi[..., hid : 2 * hid], ofi[..., 2 * hid :]  # each (D, B, H)
-    gg = t[..., 3 * hid :]  # (D, B, H)
-    c_new = f * c + i * gg  # (D, B, H)
-    tc = torch.tanh(c_new)  # (D, B, H)
-    return torch.cat([ofi, gg], -1), c_new, tc, o * tc
-
-
-def lstm_backward_math(
-    dh: Tensor, dc: Tensor, act: Tensor, c_prev: Tensor, tc: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Gate gradients of one LSTM step.
-
-    Args:
-        dh: ``(D, B, H)`` full gradient of the step's hidden output.
-        dc: ``(D, B, H)`` gradient of the step's cell output from later steps (and ``c_n``).
-        act: ``(D, B, 4H)`` activated gates in the forward layout ``o, i, f, g``.
-        c_prev: ``(D, B, H)`` the step's input cell state.
-        tc: ``(D, B, H)`` ``tanh`` of the step's output cell state.
-
-    Returns:
-        ``dgates (D, B, 4H)``, the gradients w.r.t. the pre-activations ``W x + b`` in PyTorch's
-        order ``i, f, g, o``, and the gradient of ``c_prev (D, B, H)``.
-    """
-    hid = dh.shape[-1]
-    o, i = act[..., :hid], act[..., hid : 2 * hid]  # each (D, B, H)
-    f, gg = act[..., 2 * hid : 3 * hid], act[..., 3 * hid :]  # each (D, B, H)
-    dc = dc + dh * o * (1 - tc * tc)  # (D, B, H) full grad of c_t
-    di = dc * gg * (i - i * i)  # (D, B, H)
-    df = dc * c_prev * (f - f * f)  # (D, B, H)
-    dg = dc * i * (1 - gg * gg)  # (D, B, H)
-    do = dh * tc * (o - o * o)  # (D, B, H)
-    return torch.cat([di, df, dg, do], -1), dc * f  # (D, B, 4H), (D, B, H)
-
-
-_COMPILED: dict[str, Callable] = {}
-
-
-def _steps(buf: Tensor) -> list[Tensor]:
-    """Per-step ``buf[:, t]`` views, detached so that they have no ``_base``.
-
-    ``torch.compile`` guards on the sizes of a view's base: the time dimension would then take
-    part in duck-sized equalities (``T == H``) and a new sequence length could recompile.
-    Detached views share the buffer's storage, so ``copy_`` into them still fills it.
-    """
-    return [v.detach() for v in buf.unbind(1)]
-
-
-def _compiled(fn: Callable) -> Callable:
-    """``torch.compile(fn, fullgraph=True, dynamic=True)``, made once per function."""
-    if fn.__name__ not in _COMPILED:
-        _COMPILED[fn.__name__] = torch.compile(fn, fullgraph=True, dynamic=True)
-    return _COMPILED[fn.__name__]
 
 
 # --------------------------------------------------------------------------- eager binders
@@ -345,77 +233,6 @@ def lstm_backward_eager(
         torch.mul(k_ifg[t], dc_b, out=d_ifg[t])
         torch.mul(k_o[t], dht, out=d_o[t])
         dc.mul_(f_all[t])  # grad of c_{t-1}
-
-    return step
-
-
-# --------------------------------------------------------------------------- compiled binders
-
-
-def gru_forward_compiled(gates: Tensor, hgates: Tensor, hs: Tensor) -> StepFn:
-    """Like :func:`gru_forward_eager`, one compiled :func:`gru_forward_math` call per step."""
-    fn = _compiled(gru_forward_math)
-    g_all, hg_all, h_all = _steps(gates), _steps(hgates), _steps(hs)
-
-    def step(t: int) -> None:
-        act, h = fn(g_all[t], hg_all[t], h_all[t])  # (D, B, 3H), (D, B, H)
-        g_all[t].copy_(act)
-        h_all[t + 1].copy_(h)
-
-    return step
-
-
-def gru_backward_compiled(
-    gates: Tensor, hgates: Tensor, hs: Tensor, dh: Tensor, dgx: Tensor, dgh: Tensor, dh0: Tensor
-) -> StepFn:
-    """Like :func:`gru_backward_eager`, one compiled :func:`gru_backward_math` call per step."""
-    fn = _compiled(gru_backward_math)
-    g_all, hg_all, h_all = _steps(gates), _steps(hgates), _steps(hs)
-    dh_all, dgx_all, dgh_all = _steps(dh), _steps(dgx), _steps(dgh)
-
-    def step(t: int) -> None:
-        gx, gh, carry = fn(dh_all[t], g_all[t], hg_all[t], h_all[t])
-        dgx_all[t].copy_(gx)
-        dgh_all[t].copy_(gh)
-        if t > 0:
-            dh_all[t - 1].add_(carry)
-        else:
-            dh0.copy_(carry)
-
-    return step
-
-
-def lstm_forward_compiled(
-    pre: Tensor, gates: Tensor, hs: Tensor, cs: Tensor, tcs: Tensor
-) -> StepFn:
-    """Like :func:`lstm_forward_eager`, one compiled :func:`lstm_forward_math` call per step."""
-    fn = _compiled(lstm_forward_math)
-    g_all, h_all = _steps(gates), _steps(hs)
-    c_all, tc_all = _steps(cs), _steps(tcs)
-    pre = pre.detach()  # no _base (see _steps)
-
-    def step(t: int) -> None:
-        act, c, tc, h = fn(pre, c_all[t])
-        g_all[t].copy_(act)
-        c_all[t + 1].copy_(c)
-        tc_all[t].copy_(tc)
-        h_all[t + 1].copy_(h)
-
-    return step
-
-
-def lstm_backward_compiled(
-    gates: Tensor, cs: Tensor, tcs: Tensor, dh: Tensor, dgates: Tensor, dc: Tensor
-) -> StepFn:
-    """Like :func:`lstm_backward_eager`, one compiled :func:`lstm_backward_math` call per step."""
-    fn = _compiled(lstm_backward_math)
-    g_all, c_all, tc_all = _steps(gates), _steps(cs), _steps(tcs)
-    dh_all, d_all = _steps(dh), _steps(dgates)
-
-    def step(t: int) -> None:
-        dg, dc_prev = fn(dh_all[t], dc, g_all[t], c_all[t], tc_all[t])
-        d_all[t].copy_(dg)
-        dc.copy_(dc_prev)
 
     return step
 
