@@ -2,12 +2,14 @@
 
 These are the single source of truth for every option. Library code (model, search, training)
 takes these dataclasses; only the entry points register them with Hydra's ConfigStore so that a
-misspelled key or a wrong type fails at once with a message naming it.
+misspelled key or a wrong type fails at once with a message naming it; :func:`check_train_job`
+does the same for bad values of a whole training job, before any data is read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -206,3 +208,58 @@ class TrainJobConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 1234
     defaults: list[Any] = field(default_factory=list)
+
+
+def check_train_job(cfg: TrainJobConfig) -> None:
+    """Fail fast (before any data is read) with a ``ValueError`` naming a bad setting.
+
+    Args:
+        cfg: the job; its data files must exist.
+
+    Raises:
+        ValueError: the first bad setting found, e.g. ``"train.optimizer must be ..."``.
+    """
+    import torch
+
+    from seq2seq.attention import ATTENTION_TYPES
+    from seq2seq.encoder import RNN_TYPES
+    from seq2seq.schedule import LRSchedule
+    from seq2seq.search import check_config as check_search
+    from seq2seq.tokenizer import MODEL_TYPES
+
+    m, d, t = cfg.model, cfg.data, cfg.train
+    if m.rnn not in RNN_TYPES:
+        raise ValueError(f"model.rnn must be one of {RNN_TYPES}, got {m.rnn!r}")
+    if m.attention not in ATTENTION_TYPES:
+        raise ValueError(f"model.attention must be one of {ATTENTION_TYPES}, got {m.attention!r}")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ValueError(f"model.dropout must be in [0, 1), got {m.dropout}")
+    if d.spm_model_type not in MODEL_TYPES:
+        raise ValueError(f"data.spm_model_type must be one of {MODEL_TYPES}, "
+                         f"got {d.spm_model_type!r}")
+    for key in ("src_train", "tgt_train", "src_dev", "tgt_dev"):
+        path = getattr(d, key)
+        if not path:
+            raise ValueError(f"data.{key} is not set: give a file, e.g. data.{key}=path/to/file")
+        if not os.path.exists(path):
+            raise ValueError(f"data.{key}: file {path} does not exist")
+    if d.vocab_size < 8:
+        raise ValueError(f"data.vocab_size must be >= 8, got {d.vocab_size}")
+    if t.accum_steps < 1:
+        raise ValueError(f"train.accum_steps must be >= 1, got {t.accum_steps}")
+    if t.max_tokens < 1:
+        raise ValueError(f"train.max_tokens must be >= 1, got {t.max_tokens}")
+    if t.optimizer not in ("adam", "adamw"):
+        raise ValueError(f"train.optimizer must be 'adam' or 'adamw', got {t.optimizer!r}")
+    if len(t.betas) != 2:
+        raise ValueError(f"train.betas must hold two numbers, got {list(t.betas)}")
+    if not 0.0 <= t.label_smoothing < 1.0:
+        raise ValueError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+    if t.val_beam_size < 1:
+        raise ValueError(f"train.val_beam_size must be >= 1, got {t.val_beam_size}")
+    if t.max_steps <= 0 and t.max_epochs <= 0 and t.max_minutes <= 0:
+        raise ValueError("set at least one of train.max_steps, train.max_epochs, "
+                         "train.max_minutes (all are 0 = unlimited)")
+    LRSchedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), t.schedule, t.lr,
+               t.warmup_steps, t.lr_decay, t.lr_patience, t.min_lr)  # validates train.schedule...
+    check_search(replace(cfg.search, beam_size=t.val_beam_size, n_best=1))

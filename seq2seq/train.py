@@ -37,8 +37,10 @@ from seq2seq.config import (
     ServeConfig,
     TrainConfig,
     TrainJobConfig,
+    check_train_job,
 )
-from seq2seq.trainer import Trainer, check_config, resolve_device
+from seq2seq.runtime import resolve_device
+from seq2seq.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ def _run(cfg: DictConfig) -> float | None:
     """Train one job; returns the best dev BLEU (the objective for Hydra sweepers)."""
     job = to_job_config(cfg)
     try:
-        check_config(job)
+        check_train_job(job)
         device = resolve_device(job.train.device)
     except ValueError as err:  # a bad setting: one line naming the key, no traceback
         raise SystemExit(f"seq2seq-train: config error: {err}") from None

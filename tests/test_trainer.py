@@ -15,7 +15,7 @@ from seq2seq.checkpoint import FORMAT_VERSION, load_bundle, tokenizers_from_bund
 from seq2seq.config import DataConfig, ModelConfig, SearchConfig, TrainConfig, TrainJobConfig
 from seq2seq.data import collate
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.trainer import Trainer, check_config
+from seq2seq.trainer import Trainer
 
 
 def tiny_job(corpus: dict[str, Path], model: dict | None = None, **train: object) -> TrainJobConfig:
@@ -64,7 +64,7 @@ def test_resume_after_crash_equals_uninterrupted_run(
     def no_retrain(*args: object, **kwargs: object) -> None:
         raise AssertionError("resume must reuse the bundle's sentencepiece models")
 
-    monkeypatch.setattr("seq2seq.trainer.train_tokenizers", no_retrain)
+    monkeypatch.setattr("seq2seq.train_data.train_tokenizers", no_retrain)
     resumed = Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, resume=True)),
                       tmp_path / "b").fit()
     assert resumed.step == 8
@@ -172,16 +172,16 @@ def test_accumulated_micro_batches_give_the_full_batch_gradient(
         torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-4, atol=1e-6)
 
 
-def test_bad_settings_fail_before_training(tiny_corpus: dict[str, Path]) -> None:
+def test_bad_settings_fail_before_training(tiny_corpus: dict[str, Path], tmp_path: Path) -> None:
+    """The constructor resolves the device and checks the job (seq2seq.config.check_train_job)."""
     job = tiny_job(tiny_corpus)
-    with pytest.raises(ValueError, match="train.optimizer"):
-        check_config(dataclasses.replace(job, train=dataclasses.replace(job.train, optimizer="sgd")))
-    with pytest.raises(ValueError, match="model.attention"):
-        check_config(dataclasses.replace(job, model=dataclasses.replace(job.model, attention="x")))
-    with pytest.raises(ValueError, match="max_minutes"):
-        check_config(dataclasses.replace(job, train=dataclasses.replace(job.train, max_steps=0)))
     with pytest.raises(ValueError, match="train.device"):
-        Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, device="tpu")), "x")
+        Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, device="tpu")),
+                tmp_path)
+    with pytest.raises(ValueError, match="train.optimizer"):
+        Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, optimizer="sgd")),
+                tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing read or written
 
 
 @pytest.mark.cuda
@@ -192,7 +192,7 @@ def test_cuda_mixed_precision_training(tiny_corpus: dict[str, Path], tmp_path: P
     tr = Trainer(job, tmp_path)
     res = tr.fit()
     assert tr.amp_dtype in (torch.bfloat16, torch.float16)
-    rows = [r for r in tr.history if r.get("train_loss") not in (None, "")]
+    rows = [r for r in tr.history.rows if r.get("train_loss") not in (None, "")]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert res.best_bleu is not None
     assert load_bundle(tmp_path / "checkpoints/last.pt")["model"]["decoder.embed.weight"].device.type == "cpu"

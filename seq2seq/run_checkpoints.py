@@ -1,0 +1,92 @@
+"""A training run's checkpoint directory: ``<run_dir>/checkpoints/{last.pt,best.pt,step_<N>.pt}``.
+
+* ``last.pt``: the full bundle (training state included) of the latest save, where a resumed run
+  continues from;
+* ``step_<N>.pt``: copies of ``last.pt`` at update ``N``; only the newest ``keep_last`` are kept
+  (``seq2seq-average`` reads them);
+* ``best.pt``: the lean bundle (no training state; what ``seq2seq-evaluate`` and the server load)
+  of the best validation so far.
+
+Every file is replaced atomically (written beside, then ``os.replace``-d), so a run killed at any
+moment leaves complete files behind. Only rank 0 writes; :meth:`RunCheckpoints.load_resume` is
+collective so every rank agrees on whether a run is resumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from seq2seq import distributed as D
+from seq2seq.checkpoint import load_bundle, save_bundle
+
+log = logging.getLogger(__name__)
+
+
+class RunCheckpoints:
+    """The checkpoint files of one run.
+
+    Args:
+        ckpt_dir: the directory (created on the first save).
+
+    Attributes:
+        ckpt_dir: the directory.
+        last: ``<ckpt_dir>/last.pt``.
+        best: ``<ckpt_dir>/best.pt``.
+    """
+
+    def __init__(self, ckpt_dir: str | Path) -> None:
+        self.ckpt_dir = Path(ckpt_dir)
+        self.last = self.ckpt_dir / "last.pt"
+        self.best = self.ckpt_dir / "best.pt"
+
+    def load_resume(self, ctx: D.DistContext) -> dict[str, Any] | None:
+        """The bundle to resume from: ``last.pt`` when it exists (as rank 0 sees it), else None.
+
+        Collective: every rank must call it.
+
+        Args:
+            ctx: distributed context.
+
+        Returns:
+            The loaded bundle (tensors on CPU), or None to start a new run.
+
+        Raises:
+            ValueError: ``last.pt`` holds no training state.
+        """
+        if not D.broadcast_object(self.last.exists(), ctx):
+            log.info("train.resume=true but %s does not exist: starting a new run", self.last)
+            return None
+        bundle = load_bundle(self.last)
+        if bundle.get("train_state") is None:
+            raise ValueError(f"{self.last} holds no training state; cannot resume from it")
+        log.info("resuming from %s (step %d)", self.last, bundle["train_state"]["step"])
+        return bundle
+
+    def save(self, step: int, bundle: dict[str, Any], keep_last: int) -> None:
+        """Write ``last.pt``; copy it to ``step_<step>.pt`` and drop the oldest step files.
+
+        Args:
+            step: updates done.
+            bundle: the full bundle (with training state).
+            keep_last: step files to keep (0 = write none).
+        """
+        save_bundle(self.last, bundle)
+        if keep_last > 0:
+            step_path = self.ckpt_dir / f"step_{step}.pt"
+            shutil.copyfile(self.last, step_path.with_name(step_path.name + ".tmp"))
+            os.replace(step_path.with_name(step_path.name + ".tmp"), step_path)
+            olds = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
+            for p in olds[:-keep_last]:
+                p.unlink(missing_ok=True)
+
+    def save_best(self, bundle: dict[str, Any]) -> None:
+        """Write ``best.pt``.
+
+        Args:
+            bundle: the lean bundle (``train_state`` None).
+        """
+        save_bundle(self.best, bundle)

@@ -1,0 +1,109 @@
+"""Where and how a training process computes: device, autocast precision, RNG state.
+
+``train.device`` and ``train.precision`` are resolved once, before any data is read, and fail with
+a ``ValueError`` naming the key. :func:`rng_state` / :func:`set_rng_state` capture and restore
+every random generator a training process draws from (torch CPU, the current CUDA device, Python's
+``random``) as plain data, so a checkpoint can hold them and a resumed run continues with the same
+dropout masks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from typing import Any
+
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` -> device.
+
+    Args:
+        name: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        The device (no index; the trainer picks the local rank's GPU under DDP).
+
+    Raises:
+        ValueError: an unknown name, or ``"cuda"`` without a CUDA device.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """``train.precision`` -> autocast dtype.
+
+    Args:
+        name: ``"auto"`` (bf16 on CUDA when supported, else fp16; fp32 on CPU), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"``.
+        device: the training device.
+
+    Returns:
+        ``torch.bfloat16`` or ``torch.float16``, or None for fp32 (no autocast).
+
+    Raises:
+        ValueError: an unknown name, or fp16 on CPU.
+    """
+    if name == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name not in table:
+        raise ValueError(f"train.precision must be auto|fp32|bf16|fp16, got {name!r}")
+    if name == "fp16" and device.type != "cuda":
+        raise ValueError("train.precision=fp16 needs CUDA; use bf16 or fp32 on CPU")
+    return table[name]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast context for ``dtype`` on ``device``.
+
+    Args:
+        device: where the model runs.
+        dtype: from :func:`resolve_precision`; None = fp32.
+
+    Returns:
+        ``torch.autocast(...)``, or a null context for fp32.
+    """
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's RNG states as plain data (fit for a ``weights_only`` checkpoint).
+
+    Args:
+        device: the training device; the CUDA generator is captured only on CUDA.
+
+    Returns:
+        ``{"torch": uint8 tensor, "cuda": uint8 tensor | None, "python": [version, list, gauss]}``.
+    """
+    py = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+        "python": [py[0], list(py[1]), py[2]],
+    }
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore what :func:`rng_state` captured.
+
+    Args:
+        state: a :func:`rng_state` result (tensors may sit on any device).
+        device: the training device; the CUDA generator is restored only on CUDA.
+    """
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"].cpu())
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))

@@ -1,0 +1,114 @@
+"""A training job's data: its text pairs, sentencepiece models and encoded datasets.
+
+Built from a :class:`~seq2seq.config.DataConfig` in three steps the trainer interleaves with
+loading the resume checkpoint:
+
+* :func:`load_pairs` reads the train and dev files (dev cut to ``dev_max_sentences``);
+* :func:`train_job_tokenizers` trains the sentencepiece models on the training split on rank 0
+  only, writes them to ``<spm_dir>/<lang>.model`` and broadcasts them, so every rank encodes
+  alike (a resumed run takes the checkpoint's models instead and never retrains);
+* :func:`encode_datasets` encodes both splits, dropping over-long and empty training pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from seq2seq import distributed as D
+from seq2seq.config import DataConfig
+from seq2seq.data import ParallelDataset, load_parallel
+from seq2seq.tokenizer import Tokenizer, train_tokenizers
+
+log = logging.getLogger(__name__)
+
+Pairs = list[tuple[str, str]]
+
+
+def load_pairs(d: DataConfig) -> tuple[Pairs, Pairs]:
+    """Read the training and dev pairs.
+
+    Args:
+        d: ``src_train``/``tgt_train``/``src_dev``/``tgt_dev`` and ``dev_max_sentences``
+            (0 = the whole dev set).
+
+    Returns:
+        ``(train_pairs, dev_pairs)`` of ``(source, target)`` sentences.
+    """
+    train_pairs = load_parallel(d.src_train, d.tgt_train)
+    dev_pairs = load_parallel(d.src_dev, d.tgt_dev)
+    if d.dev_max_sentences > 0:
+        dev_pairs = dev_pairs[: d.dev_max_sentences]
+    return train_pairs, dev_pairs
+
+
+def train_job_tokenizers(pairs: Pairs, d: DataConfig, seed: int, spm_dir: str | Path,
+                         ctx: D.DistContext) -> tuple[Tokenizer, Tokenizer]:
+    """Sentencepiece models trained on ``pairs`` on rank 0, written there, broadcast to all.
+
+    Collective: every rank must call it. A corpus too small for ``d.vocab_size`` gives a smaller
+    vocabulary and a warning, not an error.
+
+    Args:
+        pairs: the training pairs (read on rank 0 only).
+        d: ``vocab_size``, ``spm_model_type``, ``joint_vocab``, ``src_lang``, ``tgt_lang``.
+        seed: sentencepiece seed.
+        spm_dir: where rank 0 writes ``<src_lang>.model`` and ``<tgt_lang>.model``.
+        ctx: distributed context.
+
+    Returns:
+        ``(src_tokenizer, tgt_tokenizer)``; the same object twice with ``d.joint_vocab``.
+    """
+    protos = None
+    if ctx.is_main:
+        t0 = time.perf_counter()
+        src, tgt = train_tokenizers(
+            [p[0] for p in pairs], [p[1] for p in pairs], d.vocab_size,
+            model_type=d.spm_model_type, joint=d.joint_vocab, seed=seed, hard_vocab_limit=False,
+        )
+        for side, tok in (("src", src), ("tgt", tgt)):
+            if tok.vocab_size < d.vocab_size:
+                log.warning("%s sentencepiece vocabulary has %d pieces, fewer than "
+                            "data.vocab_size=%d (small corpus)", side, tok.vocab_size,
+                            d.vocab_size)
+        log.info("trained sentencepiece (%s, %d/%d pieces) in %.1fs", d.spm_model_type,
+                 src.vocab_size, tgt.vocab_size, time.perf_counter() - t0)
+        protos = (src.to_bytes(), tgt.to_bytes())
+        spm_dir = Path(spm_dir)
+        spm_dir.mkdir(parents=True, exist_ok=True)
+        (spm_dir / f"{d.src_lang}.model").write_bytes(protos[0])
+        (spm_dir / f"{d.tgt_lang}.model").write_bytes(protos[1])
+    protos = D.broadcast_object(protos, ctx)
+    src = Tokenizer(protos[0])
+    return (src, src) if d.joint_vocab else (src, Tokenizer(protos[1]))
+
+
+def encode_datasets(train_pairs: Pairs, dev_pairs: Pairs, src_tok: Tokenizer, tgt_tok: Tokenizer,
+                    d: DataConfig, verbose: bool = True) -> tuple[ParallelDataset, ParallelDataset]:
+    """Encode both splits; training pairs longer than ``max_src_len``/``max_tgt_len`` are dropped.
+
+    Args:
+        train_pairs: training sentences.
+        dev_pairs: dev sentences (only empty ones are dropped).
+        src_tok: source tokenizer.
+        tgt_tok: target tokenizer.
+        d: ``max_src_len``, ``max_tgt_len`` (0 = no limit) and ``src_train`` (for the error).
+        verbose: log the split sizes (rank 0).
+
+    Returns:
+        ``(train_set, dev_set)``.
+
+    Raises:
+        ValueError: no training pair survives the filter.
+    """
+    train_set = ParallelDataset.from_pairs(train_pairs, src_tok, tgt_tok, d.max_src_len,
+                                           d.max_tgt_len)
+    if len(train_set) == 0:
+        raise ValueError(f"no training pairs left after filtering {d.src_train}")
+    dev_set = ParallelDataset.from_pairs(dev_pairs, src_tok, tgt_tok)
+    if verbose:
+        log.info("train: %d pairs (%d dropped), dev: %d pairs, vocab %d/%d",
+                 len(train_set), train_set.n_dropped, len(dev_pairs), src_tok.vocab_size,
+                 tgt_tok.vocab_size)
+    return train_set, dev_set

@@ -1,0 +1,102 @@
+"""Validation during training: dev loss/perplexity and sacreBLEU of search output.
+
+The loss is the training objective under teacher forcing (label-smoothed, padding-masked, per
+target token); BLEU and chrF score the detokenized best hypotheses of
+:func:`seq2seq.search.search` (greedy or beam) against the raw dev references, as
+``seq2seq-evaluate`` would. Runs in the calling process; the trainer calls it on rank 0 only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from seq2seq.config import SearchConfig
+from seq2seq.data import ParallelDataset, TokenBatchSampler, pad_sequences
+from seq2seq.loss import label_smoothed_cross_entropy
+from seq2seq.model import Seq2Seq
+from seq2seq.runtime import autocast
+from seq2seq.tokenizer import Tokenizer
+
+
+def translate_ids(model: Seq2Seq, tgt_tok: Tokenizer, srcs: list[list[int]], scfg: SearchConfig,
+                  device: torch.device, amp_dtype: torch.dtype | None = None) -> list[str]:
+    """Detokenized best hypotheses for source id lists (sorted by length for batching).
+
+    Args:
+        model: the model (its train/eval mode is left to the search).
+        tgt_tok: target tokenizer (decodes the hypotheses).
+        srcs: source ids without special tokens (empty ones give ``""``).
+        scfg: search settings; ``batch_size`` sentences per search call.
+        device: where ``model`` runs.
+        amp_dtype: autocast dtype (None = fp32).
+
+    Returns:
+        One string per source, in input order.
+    """
+    from seq2seq.search import search
+
+    out = [""] * len(srcs)
+    order = sorted((i for i in range(len(srcs)) if srcs[i]), key=lambda i: len(srcs[i]))
+    bs = max(1, scfg.batch_size)
+    for start in range(0, len(order), bs):
+        chunk = order[start : start + bs]
+        src, src_len = pad_sequences([srcs[i] for i in chunk])  # (B, S), (B,)
+        with autocast(device, amp_dtype):
+            hyps = search(model, src.to(device), src_len.to(device), scfg)
+        for i, h in zip(chunk, hyps, strict=True):
+            out[i] = tgt_tok.decode(h[0].tokens)
+    return out
+
+
+@torch.no_grad()
+def dev_scores(model: Seq2Seq, dev_set: ParallelDataset, dev_pairs: list[tuple[str, str]],
+               src_tok: Tokenizer, tgt_tok: Tokenizer, *, max_tokens: int,
+               label_smoothing: float, search_cfg: SearchConfig, beam_size: int,
+               device: torch.device, amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Dev loss/perplexity (teacher forcing) and BLEU/chrF of search output.
+
+    Args:
+        model: the model; put in eval mode meanwhile, its mode restored afterwards.
+        dev_set: the encoded dev pairs (loss).
+        dev_pairs: the dev text pairs (sources to translate, references to score against).
+        src_tok: source tokenizer.
+        tgt_tok: target tokenizer.
+        max_tokens: padded tokens per loss batch.
+        label_smoothing: label smoothing of the loss (``nll`` is reported unsmoothed).
+        search_cfg: search settings (``n_best`` and ``return_alignment`` are overridden).
+        beam_size: beam for the BLEU translations (1 = greedy).
+        device: where ``model`` runs.
+        amp_dtype: autocast dtype (None = fp32).
+
+    Returns:
+        ``{"loss", "nll", "ppl", "bleu", "chrf"}`` (loss and nll per target token; perplexity
+        ``exp(nll)``, capped at ``exp(50)``).
+    """
+    from seq2seq.metrics import corpus_scores
+
+    was_training = model.training
+    model.eval()
+    try:
+        loss_sum = nll_sum = 0.0
+        ntok = 0
+        for idx in TokenBatchSampler(dev_set.sizes, max_tokens, shuffle=False):
+            b = dev_set.batch(idx).to(device)
+            with autocast(device, amp_dtype):
+                logits = model(b.src, b.src_len, b.tgt_in)  # (B, T, V)
+            out = label_smoothed_cross_entropy(logits, b.tgt_out, label_smoothing)
+            loss_sum += float(out.loss)
+            nll_sum += float(out.nll)
+            ntok += out.ntokens
+        scfg = dataclasses.replace(search_cfg, beam_size=beam_size, n_best=1,
+                                   return_alignment=False)
+        hyps = translate_ids(model, tgt_tok, [src_tok.encode(p[0]) for p in dev_pairs], scfg,
+                             device, amp_dtype)
+        scores = corpus_scores(hyps, [p[1] for p in dev_pairs])
+    finally:
+        model.train(was_training)
+    nll = nll_sum / max(ntok, 1)
+    return {"loss": loss_sum / max(ntok, 1), "nll": nll, "ppl": math.exp(min(nll, 50.0)),
+            "bleu": float(scores["bleu"]), "chrf": float(scores["chrf"])}

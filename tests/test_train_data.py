@@ -1,0 +1,75 @@
+"""Tests for seq2seq.train_data: a job's pairs, sentencepiece models and encoded datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seq2seq.config import DataConfig
+from seq2seq.distributed import DistContext
+from seq2seq.tokenizer import Tokenizer, train_tokenizers
+from seq2seq.train_data import encode_datasets, load_pairs, train_job_tokenizers
+
+SRC = ["das Haus ist klein", "der Hund", "ein sehr sehr sehr langer Satz hier", "gut"]
+TGT = ["the house is small", "the dog", "a very very very long sentence here", ""]
+
+
+def _files(tmp_path: Path) -> dict[str, str]:
+    paths = {}
+    for split in ("train", "dev"):
+        for side, lines in (("src", SRC), ("tgt", TGT)):
+            p = tmp_path / f"{split}.{side}"
+            p.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            paths[f"{side}_{split}"] = str(p)
+    return paths
+
+
+def test_load_pairs_cuts_only_the_dev_set(tmp_path: Path) -> None:
+    d = DataConfig(dev_max_sentences=2, **_files(tmp_path))
+    train, dev = load_pairs(d)
+    assert train == list(zip(SRC, TGT, strict=True))
+    assert dev == [("das Haus ist klein", "the house is small"), ("der Hund", "the dog")]
+    _, whole = load_pairs(DataConfig(dev_max_sentences=0, **_files(tmp_path)))
+    assert len(whole) == 4
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_job_tokenizers_are_trained_written_and_seeded(tiny_corpus: dict[str, Path],
+                                                       tmp_path: Path, joint: bool) -> None:
+    d = DataConfig(src_lang="de", tgt_lang="en", vocab_size=120, joint_vocab=joint,
+                   **{k: str(v) for k, v in tiny_corpus.items()})
+    pairs, _ = load_pairs(d)
+    src, tgt = train_job_tokenizers(pairs, d, 5, tmp_path / "spm", DistContext())
+    assert (src is tgt) == joint
+    assert src.vocab_size == tgt.vocab_size == 120
+    assert Tokenizer((tmp_path / "spm/de.model").read_bytes()) == src
+    assert Tokenizer((tmp_path / "spm/en.model").read_bytes()) == tgt
+    # the same models as sentencepiece training with the job's settings and seed
+    ref = train_tokenizers([p[0] for p in pairs], [p[1] for p in pairs], 120, joint=joint,
+                           seed=5, hard_vocab_limit=False)
+    assert (src, tgt) == ref
+
+
+def test_job_tokenizers_accept_a_smaller_vocabulary(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    pairs = list(zip(SRC, ["the house", "the dog", "a long one", "good"], strict=True))
+    d = DataConfig(vocab_size=500)
+    src, tgt = train_job_tokenizers(pairs, d, 0, tmp_path, DistContext())
+    assert src.vocab_size < 500 and tgt.vocab_size < 500
+    assert "fewer than data.vocab_size=500 (small corpus)" in caplog.text
+
+
+def test_encode_datasets_filters_training_pairs_only() -> None:
+    pairs = list(zip(SRC, TGT, strict=True))
+    src_tok, tgt_tok = train_tokenizers(SRC * 5, TGT[:3] * 5, 30, hard_vocab_limit=False)
+    limit = max(len(src_tok.encode(s)) for s in SRC[:2])
+    assert len(src_tok.encode(SRC[2])) > limit  # pair 2 is too long, pair 3 has an empty target
+    d = DataConfig(max_src_len=limit, src_train="train.de")
+    train, dev = encode_datasets(pairs, pairs, src_tok, tgt_tok, d)
+    assert train.indices == [0, 1] and train.n_dropped == 2
+    assert train[1] == (src_tok.encode("der Hund"), tgt_tok.encode("the dog"))
+    assert dev.indices == [0, 1, 2]  # dev: no length limit, empty pairs dropped
+    with pytest.raises(ValueError, match="no training pairs left after filtering train.de"):
+        encode_datasets(pairs, pairs, src_tok, tgt_tok, DataConfig(max_src_len=1,
+                                                                   src_train="train.de"))
