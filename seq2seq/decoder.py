@@ -184,7 +184,8 @@ class AttentionDecoder(nn.Module):
         An incremental step would otherwise run a ``(N, E) x (E, G)`` GEMM to project the
         embeddings of its ``N`` previous tokens; with the table it gathers ``N`` rows. Built on
         first use and rebuilt whenever the embedding or first-layer weights change (tracked by
-        their in-place version counters). Only in eval mode without autograd (dropout and
+        their in-place version counters) and when the autocast setting changes, since that sets
+        the table's dtype. Only in eval mode without autograd (dropout and
         gradients would make the rows differ), and only while the table stays below
         :data:`TOKEN_TABLE_MAX_BYTES`.
 
@@ -195,7 +196,9 @@ class AttentionDecoder(nn.Module):
             return None
         cell, emb = self.cells[0], self.embedding.weight
         params = (emb, cell.weight_ih, cell.bias_ih)
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        dev = emb.device.type
+        amp = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))  # table's dtype
+        key = (amp, *((p.data_ptr(), p._version, p.dtype, p.device) for p in params))
         cached = self.__dict__.get("_table_cache")
         if cached is not None and cached[0] == key:
             return cached[1]

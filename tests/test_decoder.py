@@ -152,6 +152,12 @@ def test_token_table_follows_weight_updates_and_is_off_in_training() -> None:
         torch.testing.assert_close(second, dec._embed_proj(dec.embedding.weight))
         dec.cells[0].bias_ih.add_(1.0)
         torch.testing.assert_close(dec._token_table(), second + 1.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = dec._token_table()
+            assert low.dtype == torch.bfloat16  # built for the autocast setting in force
+            logp, _ = dec.step(torch.tensor([2, 3, 4]), dec.init_state(_enc()))
+        assert torch.isfinite(logp).all()
+        assert dec._token_table().dtype == torch.float32  # and rebuilt when it changes
         dec.train()
         assert dec._token_table() is None  # dropout on the embeddings: no table
 

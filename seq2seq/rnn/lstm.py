@@ -6,9 +6,9 @@ Gate equations and order are PyTorch's (``i, f, g, o``)::
     g = tanh(W_ig x + b_ig + W_hg h + b_hg)        o = sigmoid(... o ...)
     c' = f * c + i * g                             h' = o * tanh(c')
 
-Forward: one GEMM per direction for the input projection of all steps, then per step one GEMM
-``h @ W_hh^T`` accumulated in place into the gate buffer and the gate math on both
-directions at once. Backward walks time in reverse with one GEMM per step and direction, and
+Forward: one GEMM per direction for the input projection of all steps, then per step one
+batched GEMM ``proj_t + h @ W_hh^T`` for both directions into a small scratch block and the gate
+math on both directions at once. Backward walks time in reverse with one GEMM per step and direction, and
 computes ``dW_ih``, ``dW_hh``, the biases and ``dx`` with one large GEMM each over all steps.
 Nothing builds an autograd graph per step. Ragged lengths: see :mod:`seq2seq.rnn.ragged`.
 The per-step gate math lives in :mod:`seq2seq.rnn.pointwise`: in-place eager ops by default on
@@ -91,8 +91,8 @@ class LSTMLayerFunction(torch.autograd.Function):
         infer = not backward_possible
         proj = buffer("lstm.proj", (nd, steps, batch, 4 * hid), x)  # (D, T, B, 4H) scratch
         xs, proj = ragged.project_inputs(x, w_ih, biases, out=proj)
-        # activated gates, stored time-major so that each step's batched GEMM writes one
-        # contiguous (D, B, 4H) block (a strided output makes baddbmm copy)
+        # activated gates, stored time-major so that each step's activation writes one
+        # contiguous (D, B, 4H) block
         act = buffer("lstm.act", (steps, nd, batch, 4 * hid), x, infer)  # (T, D, B, 4H)
         gates = act.transpose(0, 1)  # (D, T, B, 4H) view
         pre = buffer("lstm.pre", (nd, batch, 4 * hid), x)  # (D, B, 4H) one step's pre-activations
