@@ -195,7 +195,7 @@ def test_cuda_mixed_precision_training(tiny_corpus: dict[str, Path], tmp_path: P
     rows = [r for r in tr.history.rows if r.get("train_loss") not in (None, "")]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert res.best_bleu is not None
-    assert load_bundle(tmp_path / "checkpoints/last.pt")["model"]["decoder.embed.weight"].device.type == "cpu"
+    assert load_bundle(tmp_path / "checkpoints/last.pt")["model"]["decoder.embedding.weight"].device.type == "cpu"
 
 
 @pytest.mark.slow
