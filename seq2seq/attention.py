@@ -5,14 +5,23 @@ sentence batch (:meth:`precompute_keys`), and a cheap per-step part (:meth:`forw
 decoder never re-projects the memory inside its time loop. Padded source positions receive
 exactly zero weight: their scores are replaced by ``-inf`` through an additive mask bias that is
 also built once (:func:`mask_bias`).
+
+At inference the per-step part can also take the true source lengths. It then attends over
+consecutive runs of source rows, each trimmed to its own longest source
+(:func:`length_chunks`): with sentences sorted by length (as search sorts them) the padded
+positions of a batch cost (almost) nothing, and Bahdanau's ``(rows, S, A)`` energy is built one
+cache-sized chunk at a time.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general")
+CHUNK_ELEMENTS = 1 << 20  # per-step intermediate elements per chunk (4 MiB fp32: this L2)
 
 
 class _MemoryGradSink(torch.autograd.Function):
@@ -137,15 +146,60 @@ class _AdditiveScore(torch.autograd.Function):
         return de.sum(1).to(q_dtype), de.to(k_dtype), grad_v.to(v_dtype)
 
 
+def length_chunks(lengths: Sequence[int], group: int,
+                  width: int) -> list[tuple[int, int, int]] | None:
+    """Split source rows into runs whose attention is computed trimmed to the run's longest source.
+
+    A run holds as many consecutive source rows as keep its per-step intermediate (``group``
+    queries x positions x ``width`` elements, at the batch's longest length) within
+    :data:`CHUNK_ELEMENTS`.
+
+    Args:
+        lengths: true source length of each of the ``B`` source rows.
+        group: query rows per source row.
+        width: intermediate elements per (query, position) pair (Bahdanau: ``A``; Luong: 1).
+
+    Returns:
+        ``[(first_row, end_row, trimmed_length), ...]`` covering all rows in order, or None when
+        one untrimmed run would cover the batch (nothing to gain).
+    """
+    B, S = len(lengths), max(lengths, default=0)
+    rows = max(1, CHUNK_ELEMENTS // max(1, group * S * width))
+    if B == 0 or (rows >= B and min(lengths) == S):
+        return None
+    rows = -(-B // -(-B // rows))  # same number of runs, sizes balanced
+    return [(i, min(B, i + rows), max(max(lengths[i:i + rows]), 1)) for i in range(0, B, rows)]
+
+
 class _Attention(nn.Module):
     """Common interface: ``precompute_keys(memory)`` once, then ``forward`` per step."""
+
+    energy_width = 1  # per-step intermediate elements per (query, position), for chunking
 
     def precompute_keys(self, memory: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor,
-               group: int = 1) -> torch.Tensor:  # pragma: no cover
+    def project_query(self, query: torch.Tensor) -> torch.Tensor:
+        """The query as :meth:`score_projected` takes it (identity unless overridden)."""
+        return query
+
+    def score_projected(self, q: torch.Tensor, keys: torch.Tensor,
+                        group: int = 1) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor, group: int = 1) -> torch.Tensor:
+        """Unmasked scores.
+
+        Args:
+            query: ``(N, Hq)``.
+            keys: ``(N / group, S, K)``; query rows ``i * group ... (i + 1) * group - 1`` use
+                keys row ``i``.
+            group: consecutive query rows per keys row.
+
+        Returns:
+            ``(N, S)`` scores.
+        """
+        return self.score_projected(self.project_query(query), keys, group)
 
     def forward(
         self,
@@ -155,6 +209,7 @@ class _Attention(nn.Module):
         bias: torch.Tensor,
         context_fn: DeferredContext | None = None,
         group: int = 1,
+        lengths: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend with one query per row.
 
@@ -162,6 +217,10 @@ class _Attention(nn.Module):
         rows that share one source row of ``keys``/``memory``/``bias`` (beam hypotheses of one
         sentence), so the per-source tensors are never copied per hypothesis. The math is the
         same as with the source rows repeated ``g`` times.
+
+        With ``lengths`` (and no autograd) the source rows are attended in runs trimmed to
+        their longest source (:func:`length_chunks`); positions beyond a row's length get zero
+        weight either way, so only floating-point rounding differs.
 
         Args:
             query: ``(N, Hq)`` decoder state.
@@ -171,10 +230,15 @@ class _Attention(nn.Module):
             context_fn: optional :class:`DeferredContext` over ``memory`` (training passes;
                 ``group`` must be 1).
             group: consecutive query rows per source row.
+            lengths: optional true length of each of the ``B`` source rows (inference only).
 
         Returns:
             ``(context (N, M), weights (N, S))``; weights are 0 at padding and rows sum to 1.
         """
+        if lengths is not None and context_fn is None and not torch.is_grad_enabled():
+            chunks = length_chunks(lengths, group, self.energy_width)
+            if chunks is not None:
+                return self._chunked(query, keys, memory, bias, group, chunks)
         if group == 1:
             scores = self.scores(query, keys) + bias  # (N, S)
             weights = torch.softmax(scores, dim=-1)  # (N, S)
@@ -187,6 +251,32 @@ class _Attention(nn.Module):
         weights = torch.softmax(scores, dim=-1)  # (B, g, S)
         context = torch.bmm(weights, memory)  # (B, g, M)
         return context.view(B * group, -1), weights.view(B * group, S)  # (N, M), (N, S)
+
+    def _chunked(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
+                 bias: torch.Tensor, group: int,
+                 chunks: list[tuple[int, int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` one run of source rows at a time, each trimmed to its length.
+
+        Args:
+            query, keys, memory, bias, group: as in :meth:`forward`.
+            chunks: output of :func:`length_chunks`.
+
+        Returns:
+            ``(context (N, M), weights (N, S))``, weights zero beyond each run's length.
+        """
+        q = self.project_query(query)  # (N, Hq')
+        N, S = query.shape[0], bias.shape[1]
+        context = memory.new_empty(N, memory.shape[2])  # (N, M)
+        weights = None
+        for i, j, w in chunks:
+            b, r, s = j - i, slice(i * group, j * group), slice(0, w)
+            scores = self.score_projected(q[r], keys[i:j, s], group).view(b, group, w)  # (b, g, w)
+            run = torch.softmax(scores + bias[i:j, None, s], dim=-1)  # (b, g, w)
+            torch.bmm(run.to(memory.dtype), memory[i:j, s], out=context[r].view(b, group, -1))
+            if weights is None:
+                weights = run.new_zeros(N, S)  # (N, S)
+            weights[r, s] = run.view(b * group, w)
+        return context, weights
 
 
 class BahdanauAttention(_Attention):
@@ -215,11 +305,21 @@ class BahdanauAttention(_Attention):
         """
         return self.key_proj(memory)  # (B, S, A)
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor, group: int = 1) -> torch.Tensor:
-        """Unmasked scores.
+    @property
+    def energy_width(self) -> int:
+        """Bahdanau's per-step intermediate is the ``(N, S, A)`` energy."""
+        return self.query_proj.out_features
+
+    def project_query(self, query: torch.Tensor) -> torch.Tensor:
+        """``W_q q + b``: ``(N, Hq) -> (N, A)``."""
+        return self.query_proj(query)  # (N, A)
+
+    def score_projected(self, q: torch.Tensor, keys: torch.Tensor,
+                        group: int = 1) -> torch.Tensor:
+        """Unmasked scores from a projected query.
 
         Args:
-            query: ``(N, Hq)``.
+            q: ``(N, A)`` output of :meth:`project_query`.
             keys: ``(N / group, S, A)``; query rows ``i * group ... (i + 1) * group - 1`` use
                 keys row ``i``.
             group: consecutive query rows per keys row.
@@ -227,7 +327,6 @@ class BahdanauAttention(_Attention):
         Returns:
             ``(N, S)`` scores.
         """
-        q = self.query_proj(query)  # (N, A)
         if group == 1:
             return _AdditiveScore.apply(q, keys, self.v.weight[0])  # (N, S)
         B, S, A = keys.shape
@@ -269,11 +368,12 @@ class LuongAttention(_Attention):
             return memory
         return self.key_proj(memory)  # (B, S, Hq)
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor, group: int = 1) -> torch.Tensor:
+    def score_projected(self, q: torch.Tensor, keys: torch.Tensor,
+                        group: int = 1) -> torch.Tensor:
         """Unmasked scores.
 
         Args:
-            query: ``(N, Hq)``.
+            q: ``(N, Hq)`` queries.
             keys: ``(N / group, S, Hq)``; query rows ``i * group ... (i + 1) * group - 1`` use
                 keys row ``i``.
             group: consecutive query rows per keys row.
@@ -282,10 +382,10 @@ class LuongAttention(_Attention):
             ``(N, S)`` scores.
         """
         if group == 1:
-            return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (N, S)
+            return torch.bmm(keys, q.unsqueeze(2)).squeeze(2)  # (N, S)
         B, S, Hq = keys.shape
-        q = query.view(B, group, Hq).transpose(1, 2)  # (B, Hq, g)
-        return torch.bmm(keys, q).transpose(1, 2).reshape(B * group, S)  # (N, S)
+        per_source = q.view(B, group, Hq).transpose(1, 2)  # (B, Hq, g)
+        return torch.bmm(keys, per_source).transpose(1, 2).reshape(B * group, S)  # (N, S)
 
 
 def build_attention(kind: str, query_size: int, key_size: int) -> _Attention:

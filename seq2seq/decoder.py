@@ -163,6 +163,7 @@ class AttentionDecoder(nn.Module):
             src_keys=self.attention.precompute_keys(memory),  # (B, S, K)
             src_bias=mask_bias(enc.mask, memory.dtype),  # (B, S)
             src_mask=enc.mask,
+            src_lens=tuple(enc.mask.sum(1).tolist()),
         )
 
     # ------------------------------------------------------------------ core step
@@ -241,6 +242,7 @@ class AttentionDecoder(nn.Module):
         bias: torch.Tensor,
         context_fn: DeferredContext | None = None,
         group: int = 1,
+        lengths: tuple[int, ...] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
         """One recurrent step given the precomputed embedding projection.
 
@@ -254,6 +256,7 @@ class AttentionDecoder(nn.Module):
                 ``B = N / group``.
             context_fn: optional deferred-gradient context (teacher-forced training pass).
             group: consecutive rows per source row (see :class:`DecoderState`).
+            lengths: optional true source length per source row (inference).
 
         Returns:
             ``(attentional vector (N, H), attention weights (N, S), new hs, new cs)``.
@@ -273,7 +276,8 @@ class AttentionDecoder(nn.Module):
                 x, c = _lstm_update(gi + gh, cs[i])  # (N, H)
                 new_c.append(c)
             new_h.append(x)
-        context, attn = self.attention(x, keys, memory, bias, context_fn, group)  # (N, 2H), (N, S)
+        context, attn = self.attention(x, keys, memory, bias, context_fn, group,
+                                       lengths)  # (N, 2H), (N, S)
         att = torch.tanh(self.combine(torch.cat([context, x], dim=1)))  # (N, H)
         return att, attn, new_h, new_c
 
@@ -339,7 +343,7 @@ class AttentionDecoder(nn.Module):
         cs = list(state.cell.unbind(0)) if state.cell is not None else None
         att, weights, hs, cs = self._step(
             self._weights(), x_proj, state.feed, hs, cs, state.src_keys, state.src_memory,
-            state.src_bias, group=state.group)
+            state.src_bias, group=state.group, lengths=state.src_lens)
         logits = self._logits(att).float()  # (N, V) fp32 even under AMP
         # in place: a fresh (N, V) tensor per step is page-faulted in when it is large
         logp = torch.log_softmax(logits, dim=-1, out=logits) if not logits.requires_grad \
@@ -354,5 +358,6 @@ class AttentionDecoder(nn.Module):
             src_mask=state.src_mask,
             attn=weights,
             group=state.group,
+            src_lens=state.src_lens,
         )
         return logp, new_state

@@ -27,6 +27,8 @@ class DecoderState:
         src_mask: ``(B, S)`` bool, True at real source positions.
         attn: ``(N, S)`` attention weights of the last step, or None before the first step.
         group: rows per source row (``N = B * group``).
+        src_lens: true length of each of the ``B`` source rows (lets attention skip padding),
+            or None.
     """
 
     hidden: torch.Tensor
@@ -38,6 +40,7 @@ class DecoderState:
     src_mask: torch.Tensor
     attn: torch.Tensor | None = None
     group: int = 1
+    src_lens: tuple[int, ...] | None = None
 
     def _per_row(self, t: torch.Tensor) -> torch.Tensor:
         """``(B, ...)`` per-source tensor as ``(N, ...)`` per row."""
@@ -87,11 +90,14 @@ class DecoderState:
         else:
             group, sel = 1, src
         B = self.src_memory.shape[0]
+        lens = self.src_lens
         if sel.numel() == B and bool((sel == torch.arange(B, device=sel.device)).all()):
             memory, keys, bias, mask = self.src_memory, self.src_keys, self.src_bias, self.src_mask
         else:
             memory, keys, bias, mask = (t.index_select(0, sel) for t in (
                 self.src_memory, self.src_keys, self.src_bias, self.src_mask))
+            if lens is not None:
+                lens = tuple(lens[i] for i in sel.tolist())
         return DecoderState(
             hidden=self.hidden.index_select(1, index),
             cell=self.cell.index_select(1, index) if self.cell is not None else None,
@@ -102,4 +108,5 @@ class DecoderState:
             src_mask=mask,
             attn=self.attn.index_select(0, index) if self.attn is not None else None,
             group=group,
+            src_lens=lens,
         )

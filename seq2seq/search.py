@@ -51,6 +51,8 @@ Exact semantics (``t`` = number of tokens generated before the current step, BOS
 * **Batch invariance.** Nothing depends on other sentences or padding: lengths use the true
   ``src_len``, top-k and all bookkeeping are per sentence, alignments are trimmed to the real
   source length. The only coupling left is floating-point noise of the model's batched kernels.
+  (Internally the sentences are decoded longest first, which lets the model's attention skip
+  most padding; results come back in input order.)
 * **Dead ends.** If masking leaves a sentence with no finite extension and nothing finished (only
   possible with a tiny vocabulary), it gets one empty hypothesis with score ``-inf``.
 
@@ -202,6 +204,18 @@ def _mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor
     return logp
 
 
+def _longest_first(src_len: torch.Tensor) -> torch.Tensor:
+    """Decoding order: sentences by true source length, longest first (stable).
+
+    Args:
+        src_len: ``(B,)`` long true source lengths.
+
+    Returns:
+        ``(B,)`` long original sentence ids in decoding order.
+    """
+    return src_len.argsort(descending=True, stable=True)  # (B,)
+
+
 def greedy_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
                   cfg: SearchConfig) -> list[list[Hypothesis]]:
     """Batched greedy decoding; finished sentences leave the batch.
@@ -228,8 +242,8 @@ def greedy_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
     out_lp = torch.full((B,), NEG_INF, device=dev)  # (B,)
     out_attn = torch.zeros(B, T, S, device=dev) if align else None  # (B, T, S)
     with _eval_mode(model):
-        state = model.init_state(model.encode(src, src_len))
-        sent = torch.arange(B, device=dev)  # (b,) original ids of active rows
+        sent = _longest_first(src_len)  # (b,) original ids of active rows
+        state = model.init_state(model.encode(src[sent], src_len[sent]))
         cum = torch.zeros(B, device=dev)  # (b,)
         hist = torch.zeros(B, T, dtype=torch.long, device=dev)  # (b, T)
         attn_hist = torch.zeros(B, T, S, device=dev) if align else None  # (b, T, S)
@@ -301,8 +315,8 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
     with _eval_mode(model):
         # until the first reorder the state holds ONE row per sentence: its K slots would all
         # be the same BOS prefix, so the first step runs on B rows and its log-probs are shared
-        state = model.init_state(model.encode(src, src_len))
-        sent = torch.arange(B, device=dev)  # (b,) original ids of active sentences
+        sent = _longest_first(src_len)  # (b,) original ids of active sentences
+        state = model.init_state(model.encode(src[sent], src_len[sent]))
         live = torch.full((B, K), NEG_INF, device=dev)  # (b, K) raw scores; -inf = empty slot
         live[:, 0] = 0.0
         hist = torch.zeros(B * K, T, dtype=torch.long, device=dev)  # (N, T)

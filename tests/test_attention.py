@@ -142,3 +142,52 @@ def test_deferred_context_gradients_equal_plain_bmm() -> None:
 
     for a, b in zip(grads(True), grads(False), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_length_chunks_split_rows_and_trim_to_each_runs_longest_source(monkeypatch) -> None:
+    from seq2seq import attention as attention_mod
+    from seq2seq.attention import length_chunks
+
+    monkeypatch.setattr(attention_mod, "CHUNK_ELEMENTS", 2 * 5 * 6 * 4)  # two rows of 5x6x4
+    # 5 rows, longest 6: two rows per run -> 3 runs, balanced to 2, 2, 1
+    assert length_chunks([6, 5, 4, 4, 2], group=5, width=4) == [(0, 2, 6), (2, 4, 4), (4, 5, 2)]
+    # unsorted rows: each run still trims to its own longest
+    assert length_chunks([2, 6, 3, 1], group=5, width=4) == [(0, 2, 6), (2, 4, 3)]
+    # all rows fit in one run and none is shorter than the batch: nothing to gain
+    monkeypatch.setattr(attention_mod, "CHUNK_ELEMENTS", 1 << 20)
+    assert length_chunks([6, 6, 6], group=5, width=4) is None
+    assert length_chunks([6, 3, 6], group=5, width=4) == [(0, 3, 6)]
+    assert length_chunks([], group=5, width=4) is None
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "luong_dot", "luong_general"])
+@pytest.mark.parametrize("group", [1, 3])
+def test_attention_trimmed_to_lengths_equals_the_padded_computation(
+        kind: str, group: int, monkeypatch) -> None:
+    from seq2seq import attention as attention_mod
+
+    g = torch.Generator().manual_seed(5)
+    lengths = [3, 7, 2, 5, 1]
+    B, S, M = len(lengths), 9, 6  # two positions of padding beyond the longest source
+    memory = torch.randn(B, S, M, generator=g)  # (B, S, M)
+    mask = torch.arange(S)[None] < torch.tensor(lengths)[:, None]  # (B, S)
+    memory = memory * mask[..., None]
+    query = torch.randn(B * group, 4, generator=g)  # (N, Hq)
+    att = build_attention(kind, 4, M)
+    keys = att.precompute_keys(memory)
+    bias = mask_bias(mask)
+    monkeypatch.setattr(attention_mod, "CHUNK_ELEMENTS", 2 * group * S * att.energy_width)
+    with torch.no_grad():
+        ref_c, ref_w = att(query, keys, memory, bias, group=group)
+        c, w = att(query, keys, memory, bias, group=group, lengths=lengths)
+    torch.testing.assert_close(c, ref_c)
+    torch.testing.assert_close(w, ref_w)
+    rows_mask = mask.repeat_interleave(group, dim=0)  # (N, S)
+    assert (w[~rows_mask] == 0).all() and (w[rows_mask] > 0).all()
+    torch.testing.assert_close(w.sum(1), torch.ones(B * group))
+    # with autograd on, lengths are ignored and gradients flow as before
+    q = query.clone().requires_grad_()
+    c_grad, _ = att(q, keys, memory, bias, group=group, lengths=lengths)
+    c_grad.sum().backward()
+    torch.testing.assert_close(c_grad.detach(), ref_c)
+    assert q.grad is not None and q.grad.abs().sum() > 0

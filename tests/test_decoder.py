@@ -170,3 +170,23 @@ def test_token_table_is_skipped_above_the_size_cap(monkeypatch) -> None:
         logp, _ = dec.step(torch.tensor([2, 3, 4]), dec.init_state(_enc()))
     assert torch.isfinite(logp).all()
     torch.testing.assert_close(logp.exp().sum(1), torch.ones(3))
+
+
+def test_steps_with_source_lengths_equal_steps_over_the_padding(monkeypatch) -> None:
+    from dataclasses import replace
+
+    from seq2seq import attention as attention_mod
+
+    torch.manual_seed(0)
+    monkeypatch.setattr(attention_mod, "CHUNK_ELEMENTS", 1)  # one source row per run
+    dec = AttentionDecoder(_cfg(), 7, 10).eval()
+    with torch.no_grad():
+        st = dec.init_state(_enc())
+        assert st.src_lens == tuple(_enc().mask.sum(1).tolist())
+        plain = replace(st, src_lens=None)
+        for tok in (torch.tensor([2, 2, 2]), torch.tensor([5, 0, 6])):
+            logp, st = dec.step(tok, st)
+            ref, plain = dec.step(tok, plain)
+            torch.testing.assert_close(logp, ref)
+            torch.testing.assert_close(st.attn, plain.attn)
+    assert st.src_lens is not None

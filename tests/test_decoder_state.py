@@ -51,3 +51,14 @@ def test_runs_of_one_source_row_keep_the_source_tensors_shared() -> None:
     mixed = beam.index_select(torch.tensor([0, 2, 3]))  # unequal runs: one source row per row
     assert mixed.group == 1
     torch.testing.assert_close(mixed.memory, st.memory[[0, 1, 1]])
+
+
+def test_source_lengths_follow_the_selected_source_rows() -> None:
+    st = _state()
+    assert st.src_lens == (4, 2, 1)  # from the encoder mask
+    beam = st.index_select(torch.arange(3).repeat_interleave(2))
+    assert beam.src_lens == (4, 2, 1)
+    dropped = beam.index_select(torch.tensor([4, 5, 0, 1]))  # sentence 2, then sentence 0
+    assert dropped.src_lens == (1, 4)
+    mixed = beam.index_select(torch.tensor([0, 2, 3]))  # one source row per row
+    assert mixed.src_lens == (4, 2, 2)
