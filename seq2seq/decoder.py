@@ -163,7 +163,8 @@ class AttentionDecoder(nn.Module):
             src_keys=self.attention.precompute_keys(memory),  # (B, S, K)
             src_bias=mask_bias(enc.mask, memory.dtype),  # (B, S)
             src_mask=enc.mask,
-            src_lens=tuple(enc.mask.sum(1).tolist()),
+            # inference only (attention then skips padding); in training it would cost a sync
+            src_lens=None if torch.is_grad_enabled() else tuple(enc.mask.sum(1).tolist()),
         )
 
     # ------------------------------------------------------------------ core step

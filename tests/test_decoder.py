@@ -190,3 +190,4 @@ def test_steps_with_source_lengths_equal_steps_over_the_padding(monkeypatch) -> 
             torch.testing.assert_close(logp, ref)
             torch.testing.assert_close(st.attn, plain.attn)
     assert st.src_lens is not None
+    assert dec.init_state(_enc()).src_lens is None  # training: no lengths, no device sync
