@@ -399,6 +399,37 @@ def test_batch_invariance(model_and_batch, cfg: SearchConfig) -> None:
                 assert torch.allclose(h.alignment.sum(1), torch.ones(len(h.tokens) + 1), atol=1e-5)
 
 
+@pytest.mark.parametrize("cfg", MODEL_CFGS[::3], ids=lambda c: f"beam{c.beam_size}")
+def test_length_trimmed_attention_runs_change_nothing(model_and_batch, cfg: SearchConfig,
+                                                      monkeypatch) -> None:
+    from seq2seq import attention as attention_mod
+
+    model, src, src_len = model_and_batch
+    monkeypatch.setattr(attention_mod, "length_chunks", lambda *a: None)  # padded everywhere
+    plain = search(model, src, src_len, cfg)
+    monkeypatch.undo()
+    # two sentences per run: the longest-first order puts lengths (9, 7), (5, 3), (2, 1) together
+    width = cfg.beam_size * int(src_len.max()) * model.decoder.attention.energy_width
+    monkeypatch.setattr(attention_mod, "CHUNK_ELEMENTS", 2 * width)
+    runs = attention_mod.length_chunks(sorted(src_len.tolist(), reverse=True), cfg.beam_size,
+                                       model.decoder.attention.energy_width)
+    assert runs == [(0, 2, 9), (2, 4, 5), (4, 6, 2)]
+    calls = []
+    chunked = attention_mod._Attention._chunked
+
+    def spy(self, *args):
+        calls.append(args[-1])
+        return chunked(self, *args)
+
+    monkeypatch.setattr(attention_mod._Attention, "_chunked", spy)
+    trimmed = search(model, src, src_len, cfg)
+    assert runs in calls  # the steps ran in trimmed runs of two sentences
+    same(plain, trimmed)
+    alone = [search(model, src[i:i + 1, :int(n)], src_len[i:i + 1], cfg)[0]
+             for i, n in enumerate(src_len)]
+    same(trimmed, alone)
+
+
 @pytest.mark.parametrize("penalty", ["gnmt", "average", "none"])
 def test_beam_one_is_exactly_greedy(model_and_batch, penalty: str) -> None:
     model, src, src_len = model_and_batch
