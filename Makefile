@@ -47,6 +47,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.rnn_core
 	$(BIN)/python -m benchmarks.search
 	$(BIN)/python -m benchmarks.serve
+	$(BIN)/python -m benchmarks.ablation
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

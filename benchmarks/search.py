@@ -39,12 +39,12 @@ def load(checkpoint: Path, vocab: int = 8000, eos_bias: float = 4.0):
         ``(model, encode, description)``.
     """
     if checkpoint.exists():
-        from seq2seq.translator import Translator
+        from seq2seq.inference.translator import Translator
 
         tr = Translator.from_checkpoint(checkpoint)
         tr.model.eval()
         return tr.model, tr.src_tok.encode, f"trained model {checkpoint} (step {tr.step})"
-    from seq2seq.model import Seq2Seq
+    from seq2seq.model.seq2seq import Seq2Seq
 
     torch.manual_seed(0)
     model = Seq2Seq(ModelConfig(), vocab, vocab).eval()
@@ -86,11 +86,24 @@ def run(model, ids: list[list[int]], batch: int, cfg: SearchConfig) -> dict[str,
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_slice_args(ap: argparse.ArgumentParser) -> None:
+    """``--checkpoint``, ``--data``, ``--sentences``: the model and the test slice."""
     ap.add_argument("--checkpoint", type=Path, default=Path("runs/default/checkpoints/best.pt"))
     ap.add_argument("--data", type=Path, default=Path("data/bible/test.de.gz"))
     ap.add_argument("--sentences", type=int, default=256)
+
+
+def load_slice(args: argparse.Namespace) -> tuple[object, list[list[int]], str, Path]:
+    """``(model, source ids of the slice, model description, data path)``."""
+    data = args.data if args.data.exists() else FALLBACK_DATA
+    model, encode, desc = load(args.checkpoint)
+    ids = [encode(line)[:100] or [EOS_ID] for line in read_lines(data)[: args.sentences]]
+    return model, ids, desc, data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_slice_args(ap)
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
@@ -98,9 +111,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    data = args.data if args.data.exists() else FALLBACK_DATA
-    model, encode, desc = load(args.checkpoint)
-    ids = [encode(line)[:100] or [EOS_ID] for line in read_lines(data)[: args.sentences]]
+    model, ids, desc, data = load_slice(args)
     setups = [(name, beam, batch) for name, beam in (("greedy", 1), (f"beam {args.beam}", args.beam))
               for batch in (1, args.batch)]
     best: dict[tuple[str, int], dict[str, float]] = {}

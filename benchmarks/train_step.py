@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seq2seq.config import ModelConfig
-from seq2seq.loss import label_smoothed_cross_entropy
-from seq2seq.model import Seq2Seq
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.training.loss import label_smoothed_cross_entropy
 
 
 def make_batch(B: int, S: int, T: int, V: int, seed: int = 0):

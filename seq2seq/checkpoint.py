@@ -23,13 +23,13 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import pickle
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from seq2seq.config import ModelConfig
+from seq2seq.config import ModelConfig, plain
 from seq2seq.tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
@@ -75,7 +75,7 @@ def make_bundle(
     """Assemble a bundle dict from live objects.
 
     Args:
-        model: the :class:`~seq2seq.model.Seq2Seq` (its ``state_dict`` is stored; tensors are
+        model: the :class:`~seq2seq.model.seq2seq.Seq2Seq` (its ``state_dict`` is stored; tensors are
             detached and moved to CPU).
         model_cfg: its architecture.
         src_tok: source tokenizer.
@@ -94,7 +94,7 @@ def make_bundle(
     meta.setdefault("dev_bleu", None)
     return {
         "format_version": FORMAT_VERSION,
-        "model_config": asdict(model_cfg),
+        "model_config": plain(model_cfg),
         "vocab": {
             "src_size": src_tok.vocab_size,
             "tgt_size": tgt_tok.vocab_size,
@@ -109,11 +109,11 @@ def make_bundle(
 
 def _check_plain(obj: Any, where: str) -> None:
     """Raise ``TypeError`` if ``obj`` holds anything ``weights_only`` loading would refuse."""
-    if isinstance(obj, torch.Tensor) or isinstance(obj, _PLAIN_SCALARS):
+    if isinstance(obj, torch.Tensor) or type(obj) in _PLAIN_SCALARS:  # not str/int subclasses
         return
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if not isinstance(k, _PLAIN_SCALARS):
+            if type(k) not in _PLAIN_SCALARS:
                 raise TypeError(f"bundle key {where}[{k!r}] has non-plain type {type(k).__name__}")
             _check_plain(v, f"{where}[{k!r}]")
         return
@@ -251,27 +251,3 @@ def tokenizers_from_bundle(bundle: dict[str, Any]) -> tuple[Tokenizer, Tokenizer
     if bundle["vocab"].get("joint", False):
         return src, src
     return src, Tokenizer(tensor_to_proto(bundle["spm"]["tgt"]))
-
-
-def build_model(bundle: dict[str, Any], device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Construct the bundle's :class:`~seq2seq.model.Seq2Seq` and load its weights (eval mode).
-
-    Args:
-        bundle: a loaded bundle.
-        device: where to put the model.
-
-    Returns:
-        The model, in eval mode.
-
-    Raises:
-        ValueError: the weights do not match the stored architecture.
-    """
-    from seq2seq.model import Seq2Seq
-
-    cfg = model_config_from_bundle(bundle)
-    model = Seq2Seq(cfg, int(bundle["vocab"]["src_size"]), int(bundle["vocab"]["tgt_size"]))
-    try:
-        model.load_state_dict(bundle["model"])
-    except RuntimeError as err:
-        raise ValueError(f"bundle weights do not match its model_config: {err}") from err
-    return model.to(device).eval()

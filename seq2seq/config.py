@@ -1,20 +1,113 @@
-"""Configuration schemas as plain dataclasses.
+"""Configuration schemas as plain dataclasses, and the allowed values of every choice.
 
 These are the single source of truth for every option. Library code (model, search, training)
 takes these dataclasses; only the entry points register them with Hydra's ConfigStore so that a
-misspelled key or a wrong type fails at once with a message naming it; :func:`check_train_job`
-does the same for bad values of a whole training job, before any data is read.
+misspelled key, a wrong type or a value outside a choice fails at once with a message naming the
+key (and, for a choice, listing the allowed values); :func:`check_train_job` checks the numeric
+ranges of a whole training job, before any data is read.
+
+The choices (:class:`RNNType`, :class:`AttentionType`, ...) are string enums: a member compares
+equal to its value (``ModelConfig().rnn == "gru"``), and a dataclass built by hand from plain
+strings converts them in ``__post_init__`` (a ValueError names the key and the choices), so the
+modules that use them never check them again. This module imports no other ``seq2seq`` module.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+
+class Choice(str, Enum):
+    """A config value from a fixed set; compares equal to, prints as and saves as its string."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+    @classmethod
+    def values(cls) -> list[str]:
+        """The allowed strings, in declaration order."""
+        return [m.value for m in cls]
+
+
+class RNNType(Choice):
+    """Recurrent cell of encoder and decoder."""
+
+    gru, lstm = "gru", "lstm"
+
+
+class AttentionType(Choice):
+    """Attention scoring function."""
+
+    bahdanau, luong_dot, luong_general = "bahdanau", "luong_dot", "luong_general"
+
+
+class SpmModelType(Choice):
+    """sentencepiece model type."""
+
+    unigram, bpe = "unigram", "bpe"
+
+
+class LengthPenalty(Choice):
+    """Length normalisation of hypothesis scores (see :mod:`seq2seq.search`)."""
+
+    gnmt, average, none = "gnmt", "average", "none"
+
+
+class Optimizer(Choice):
+    """Optimiser of a training run."""
+
+    adam, adamw = "adam", "adamw"
+
+
+class Schedule(Choice):
+    """Learning-rate schedule (see :mod:`seq2seq.training.schedule`)."""
+
+    plateau, inverse_sqrt, noam, constant = "plateau", "inverse_sqrt", "noam", "constant"
+
+
+class Precision(Choice):
+    """Autocast precision (see :func:`seq2seq.runtime.resolve_precision`)."""
+
+    auto, fp32, bf16, fp16 = "auto", "fp32", "bf16", "fp16"
+
+
+class _Choices:
+    """Mixin: convert plain strings of the ``_choices`` fields to their enum, naming the key."""
+
+    _section: ClassVar[str] = ""
+    _choices: ClassVar[dict[str, type[Choice]]] = {}
+
+    def __post_init__(self) -> None:
+        for name, kind in self._choices.items():
+            value = getattr(self, name)
+            if isinstance(value, kind):
+                continue
+            try:
+                setattr(self, name, kind(value))
+            except ValueError:
+                raise ValueError(f"{self._section}.{name} must be one of {kind.values()}, "
+                                 f"got {value!r}") from None
+
+
+def plain(obj: Any) -> dict[str, Any]:
+    """``dataclasses.asdict`` with every :class:`Choice` replaced by its string.
+
+    What a checkpoint or a JSON report stores: a bundle must hold only plain data to load with
+    ``weights_only=True``.
+    """
+    return asdict(obj, dict_factory=lambda kv: {k: (v.value if isinstance(v, Enum) else v)
+                                                for k, v in kv})
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Choices):
     """Encoder-decoder architecture.
 
     Attributes:
@@ -31,12 +124,15 @@ class ModelConfig:
         bridge: initialise the decoder state from the encoder's final states (else zeros).
     """
 
-    rnn: str = "gru"
+    _section: ClassVar[str] = "model"
+    _choices: ClassVar[dict[str, type[Choice]]] = {"rnn": RNNType, "attention": AttentionType}
+
+    rnn: RNNType = RNNType.gru
     embed_dim: int = 256
     hidden_size: int = 256
     encoder_layers: int = 1
     decoder_layers: int = 1
-    attention: str = "bahdanau"
+    attention: AttentionType = AttentionType.bahdanau
     input_feeding: bool = True
     dropout: float = 0.2
     tie_embeddings: bool = True
@@ -44,7 +140,7 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Choices):
     """Parallel corpus and subword settings.
 
     Attributes:
@@ -59,6 +155,9 @@ class DataConfig:
         dev_max_sentences: validate on at most this many dev sentences (0 = all).
     """
 
+    _section: ClassVar[str] = "data"
+    _choices: ClassVar[dict[str, type[Choice]]] = {"spm_model_type": SpmModelType}
+
     src_lang: str = "de"
     tgt_lang: str = "en"
     src_train: str = "data/bible/train.de.gz"
@@ -68,7 +167,7 @@ class DataConfig:
     src_test: str = "data/bible/test.de.gz"
     tgt_test: str = "data/bible/test.en.gz"
     vocab_size: int = 8000
-    spm_model_type: str = "unigram"
+    spm_model_type: SpmModelType = SpmModelType.unigram
     joint_vocab: bool = False
     max_src_len: int = 100
     max_tgt_len: int = 100
@@ -76,7 +175,7 @@ class DataConfig:
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(_Choices):
     """Decoding options (greedy when ``beam_size == 1``).
 
     Attributes:
@@ -91,9 +190,12 @@ class SearchConfig:
         batch_size: sentences per search batch when translating many texts.
     """
 
+    _section: ClassVar[str] = "search"
+    _choices: ClassVar[dict[str, type[Choice]]] = {"length_penalty": LengthPenalty}
+
     beam_size: int = 5
     n_best: int = 1
-    length_penalty: str = "gnmt"
+    length_penalty: LengthPenalty = LengthPenalty.gnmt
     alpha: float = 1.0
     max_len_a: float = 1.5
     max_len_b: int = 10
@@ -104,7 +206,7 @@ class SearchConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Choices):
     """Optimisation, validation and checkpointing.
 
     Attributes:
@@ -132,18 +234,22 @@ class TrainConfig:
         log_every: updates between progress/CSV log lines.
     """
 
+    _section: ClassVar[str] = "train"
+    _choices: ClassVar[dict[str, type[Choice]]] = {
+        "precision": Precision, "optimizer": Optimizer, "schedule": Schedule}
+
     device: str = "auto"
-    precision: str = "auto"
+    precision: Precision = Precision.auto
     threads: int = 2
     max_tokens: int = 4000
     accum_steps: int = 1
-    optimizer: str = "adam"
+    optimizer: Optimizer = Optimizer.adam
     lr: float = 2e-3
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
-    schedule: str = "plateau"
+    schedule: Schedule = Schedule.plateau
     warmup_steps: int = 200
     lr_decay: float = 0.5
     lr_patience: int = 2
@@ -210,33 +316,48 @@ class TrainJobConfig:
     defaults: list[Any] = field(default_factory=list)
 
 
+def check_search_config(cfg: SearchConfig, section: str = "search") -> None:
+    """Raise ``ValueError`` naming the offending key if ``cfg`` is not usable.
+
+    Args:
+        cfg: the options.
+        section: prefix of the key names in messages (``""`` for top-level keys).
+    """
+    p = f"{section}." if section else ""
+    if cfg.beam_size < 1:
+        raise ValueError(f"{p}beam_size must be >= 1, got {cfg.beam_size}")
+    if not 1 <= cfg.n_best <= cfg.beam_size:
+        raise ValueError(f"{p}n_best must be in [1, beam_size={cfg.beam_size}], "
+                         f"got {cfg.n_best}")
+    if cfg.min_len < 0:
+        raise ValueError(f"{p}min_len must be >= 0, got {cfg.min_len}")
+    if cfg.no_repeat_ngram_size < 0:
+        raise ValueError(f"{p}no_repeat_ngram_size must be >= 0, "
+                         f"got {cfg.no_repeat_ngram_size}")
+    if not (math.isfinite(cfg.max_len_a) and math.isfinite(cfg.max_len_b)):
+        raise ValueError(f"{p}max_len_a and {p}max_len_b must be finite")
+    if cfg.batch_size < 1:
+        raise ValueError(f"{p}batch_size must be >= 1, got {cfg.batch_size}")
+
+
 def check_train_job(cfg: TrainJobConfig) -> None:
     """Fail fast (before any data is read) with a ``ValueError`` naming a bad setting.
+
+    Choices (``model.rnn``, ``train.schedule``, ...) are already enums here (see
+    :class:`Choice`); this checks files and numeric ranges.
 
     Args:
         cfg: the job; its data files must exist.
 
     Raises:
-        ValueError: the first bad setting found, e.g. ``"train.optimizer must be ..."``.
+        ValueError: the first bad setting found, e.g. ``"train.lr must be positive ..."``.
     """
-    import torch
-
-    from seq2seq.attention import ATTENTION_TYPES
-    from seq2seq.encoder import RNN_TYPES
-    from seq2seq.schedule import LRSchedule
-    from seq2seq.search import check_config as check_search
-    from seq2seq.tokenizer import MODEL_TYPES
-
     m, d, t = cfg.model, cfg.data, cfg.train
-    if m.rnn not in RNN_TYPES:
-        raise ValueError(f"model.rnn must be one of {RNN_TYPES}, got {m.rnn!r}")
-    if m.attention not in ATTENTION_TYPES:
-        raise ValueError(f"model.attention must be one of {ATTENTION_TYPES}, got {m.attention!r}")
+    for key in ("encoder_layers", "decoder_layers", "hidden_size", "embed_dim"):
+        if getattr(m, key) < 1:
+            raise ValueError(f"model.{key} must be >= 1, got {getattr(m, key)}")
     if not 0.0 <= m.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {m.dropout}")
-    if d.spm_model_type not in MODEL_TYPES:
-        raise ValueError(f"data.spm_model_type must be one of {MODEL_TYPES}, "
-                         f"got {d.spm_model_type!r}")
     for key in ("src_train", "tgt_train", "src_dev", "tgt_dev"):
         path = getattr(d, key)
         if not path:
@@ -249,17 +370,20 @@ def check_train_job(cfg: TrainJobConfig) -> None:
         raise ValueError(f"train.accum_steps must be >= 1, got {t.accum_steps}")
     if t.max_tokens < 1:
         raise ValueError(f"train.max_tokens must be >= 1, got {t.max_tokens}")
-    if t.optimizer not in ("adam", "adamw"):
-        raise ValueError(f"train.optimizer must be 'adam' or 'adamw', got {t.optimizer!r}")
     if len(t.betas) != 2:
         raise ValueError(f"train.betas must hold two numbers, got {list(t.betas)}")
     if not 0.0 <= t.label_smoothing < 1.0:
         raise ValueError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
     if t.val_beam_size < 1:
         raise ValueError(f"train.val_beam_size must be >= 1, got {t.val_beam_size}")
+    if t.lr <= 0:
+        raise ValueError(f"train.lr must be positive, got {t.lr}")
+    if t.warmup_steps < 0:
+        raise ValueError(f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
+    if not 0.0 < t.lr_decay <= 1.0:
+        raise ValueError(f"train.lr_decay must be in (0, 1], got {t.lr_decay}")
     if t.max_steps <= 0 and t.max_epochs <= 0 and t.max_minutes <= 0:
         raise ValueError("set at least one of train.max_steps, train.max_epochs, "
                          "train.max_minutes (all are 0 = unlimited)")
-    LRSchedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), t.schedule, t.lr,
-               t.warmup_steps, t.lr_decay, t.lr_patience, t.min_lr)  # validates train.schedule...
-    check_search(replace(cfg.search, beam_size=t.val_beam_size, n_best=1))
+    check_search_config(SearchConfig(**{**plain(cfg.search), "beam_size": t.val_beam_size,
+                                        "n_best": 1}))

@@ -1,6 +1,7 @@
-"""Where and how a training process computes: device, autocast precision, RNG state.
+"""Where and how a process computes: device, autocast precision, RNG state.
 
-``train.device`` and ``train.precision`` are resolved once, before any data is read, and fail with
+Used by training, the CLIs and the server alike (one device resolver). ``train.device`` and
+``train.precision`` are resolved once, before any data is read, and fail with
 a ``ValueError`` naming the key. :func:`rng_state` / :func:`set_rng_state` capture and restore
 every random generator a training process draws from (torch CPU, the current CUDA device, Python's
 ``random``) as plain data, so a checkpoint can hold them and a resumed run continues with the same
@@ -15,29 +16,38 @@ from typing import Any
 
 import torch
 
+from seq2seq.config import Precision
 
-def resolve_device(name: str) -> torch.device:
-    """``train.device`` -> device.
+
+def resolve_device(name: str | torch.device, key: str = "train.device") -> torch.device:
+    """A device setting (``train.device``, ``device=`` of the CLIs and the server) -> device.
 
     Args:
-        name: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        name: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        key: the setting's name, for the error message.
 
     Returns:
-        The device (no index; the trainer picks the local rank's GPU under DDP).
+        The device (``"cuda"`` carries no index; the trainer picks the local rank's GPU under
+        DDP).
 
     Raises:
-        ValueError: an unknown name, or ``"cuda"`` without a CUDA device.
+        ValueError: an unknown name, or CUDA without a CUDA device.
     """
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {name!r}")
-    return torch.device(name)
+    kind = name.split(":", 1)[0]
+    if kind not in ("cpu", "cuda") or (kind == "cpu" and name != "cpu"):
+        raise ValueError(f"{key} must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{key}={name} but no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"{key} must be 'auto', 'cpu' or 'cuda', got {name!r}") from err
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+def resolve_precision(name: Precision | str, device: torch.device) -> torch.dtype | None:
     """``train.precision`` -> autocast dtype.
 
     Args:
@@ -49,16 +59,15 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         ``torch.bfloat16`` or ``torch.float16``, or None for fp32 (no autocast).
 
     Raises:
-        ValueError: an unknown name, or fp16 on CPU.
+        ValueError: fp16 on CPU.
     """
-    if name == "auto":
+    name = Precision(name)
+    if name == Precision.auto:
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if name not in table:
-        raise ValueError(f"train.precision must be auto|fp32|bf16|fp16, got {name!r}")
-    if name == "fp16" and device.type != "cuda":
+    table = {Precision.fp32: None, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
+    if name == Precision.fp16 and device.type != "cuda":
         raise ValueError("train.precision=fp16 needs CUDA; use bf16 or fp32 on CPU")
     return table[name]
 

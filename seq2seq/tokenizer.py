@@ -22,12 +22,12 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 
+from seq2seq.config import SpmModelType
+
 PAD_ID = 0
 UNK_ID = 1
 BOS_ID = 2
 EOS_ID = 3
-
-MODEL_TYPES = ("unigram", "bpe")
 
 
 class Tokenizer:
@@ -56,7 +56,7 @@ class Tokenizer:
         cls,
         sentences: Iterable[str],
         vocab_size: int,
-        model_type: str = "unigram",
+        model_type: SpmModelType | str = "unigram",
         character_coverage: float = 1.0,
         seed: int = 0,
         num_threads: int = 1,
@@ -88,8 +88,7 @@ class Tokenizer:
         Raises:
             ValueError: unknown ``model_type``, no sentences, or ``vocab_size`` too large/small.
         """
-        if model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
+        model_type = SpmModelType(model_type).value
         sents = [s for s in sentences if s.strip()]
         if not sents:
             raise ValueError("cannot train a tokenizer on zero non-empty sentences")
@@ -184,7 +183,7 @@ def train_tokenizers(
     src_sentences: Sequence[str],
     tgt_sentences: Sequence[str],
     vocab_size: int,
-    model_type: str = "unigram",
+    model_type: SpmModelType | str = "unigram",
     joint: bool = False,
     **kwargs,
 ) -> tuple[Tokenizer, Tokenizer]:

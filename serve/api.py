@@ -15,7 +15,7 @@ chunk is decoded and answered first (its decoding stops at the short sentences' 
 long one afterwards. A failing chunk fails only its own requests.
 
 ``serve/`` holds no model code: :meth:`TranslatorAPI.setup` loads the checkpoint bundle into a
-:class:`~seq2seq.translator.Translator` and ``predict`` calls its search.
+:class:`~seq2seq.inference.translator.Translator` and ``predict`` calls its search.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class TranslatorAPI(ls.LitAPI):
         """Load the bundle onto ``device`` (``"cpu"`` or ``"cuda:N"``); nothing else."""
         import torch
 
-        from seq2seq.translator import Translator
+        from seq2seq.inference.translator import Translator
 
         if self.serve_cfg.threads > 0:
             torch.set_num_threads(self.serve_cfg.threads)
@@ -214,7 +214,7 @@ class TranslatorAPI(ls.LitAPI):
             jobs: jobs sharing one search config (one chunk).
 
         Returns:
-            Per job, its list of :class:`~seq2seq.translator.Translation`.
+            Per job, its list of :class:`~seq2seq.inference.translator.Translation`.
         """
         cfg = jobs[0].search
         texts = [t for job in jobs for t in job.request.texts]

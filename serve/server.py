@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from litserve.callbacks import EventTypes
 from litserve.server import RegularRequestHandler
 
-from seq2seq.config import SearchConfig, ServeConfig
+from seq2seq.config import SearchConfig, ServeConfig, plain
 from serve.api import TranslatorAPI
 from serve.validation import (
     RequestError,
@@ -80,30 +80,11 @@ def model_info(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
         ``(info, src_tokenizer)``; ``info`` has the keys of ``Translator.info()`` except device.
     """
     from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
+    from seq2seq.inference.translator import describe_bundle
 
     bundle = load_bundle(checkpoint, map_location="cpu")
     src_tok, _ = tokenizers_from_bundle(bundle)
-    meta = dict(bundle.get("meta") or {})
-    seen, n_params = set(), 0
-    for t in bundle["model"].values():  # tied weights share storage: count them once
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in seen:
-            seen.add(ptr)
-            n_params += t.numel()
-    info = {
-        "checkpoint": str(checkpoint),
-        "model_config": dict(bundle["model_config"]),
-        "src_lang": meta.get("src_lang"),
-        "tgt_lang": meta.get("tgt_lang"),
-        "src_vocab_size": int(bundle["vocab"]["src_size"]),
-        "tgt_vocab_size": int(bundle["vocab"]["tgt_size"]),
-        "joint_vocab": bool(bundle["vocab"].get("joint", False)),
-        "step": int(meta.get("step") or 0),
-        "dev_bleu": meta.get("dev_bleu"),
-        "created": meta.get("created"),
-        "averaged_from": meta.get("averaged_from"),
-        "parameters": n_params,
-    }
+    info = describe_bundle(bundle, str(checkpoint))
     return info, src_tok
 
 
@@ -166,7 +147,7 @@ class TranslationServer(ls.LitServer):
             api: TranslatorAPI = self.lit_api
             return JSONResponse({
                 "model": self.model_description,
-                "search": asdict(api.search_cfg),
+                "search": plain(api.search_cfg),
                 "limits": {k: getattr(api.serve_cfg, k) for k in (
                     "max_chars", "max_tokens", "max_texts", "max_beam_size", "max_n_best",
                     "max_length")},

@@ -1,17 +1,18 @@
 """Shared fixtures: the tiny German-English corpus and a small REAL checkpoint bundle.
 
 ``tiny_bundle`` trains real sentencepiece models on ``tests/fixtures/tiny.{de,en}``, trains a tiny
-:class:`~seq2seq.model.Seq2Seq` for a few seconds (plain loop, not the Hydra trainer) so its output
+:class:`~seq2seq.model.seq2seq.Seq2Seq` for a few seconds (plain loop, not the Hydra trainer) so its output
 is not pure noise, and saves a real bundle once per test session.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
+
+from seq2seq.config import plain
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -65,7 +66,7 @@ def build_tiny_bundle(corpus: dict[str, Path], seed: int = 0, steps: int = TINY_
     from seq2seq.checkpoint import make_bundle
     from seq2seq.config import DataConfig, ModelConfig, TrainConfig, TrainJobConfig
     from seq2seq.data import collate, load_parallel
-    from seq2seq.model import Seq2Seq
+    from seq2seq.model.seq2seq import Seq2Seq
     from seq2seq.tokenizer import train_tokenizers
 
     pairs = load_parallel(corpus["src_train"], corpus["tgt_train"])
@@ -100,7 +101,7 @@ def build_tiny_bundle(corpus: dict[str, Path], seed: int = 0, steps: int = TINY_
                         **{k: str(v) for k, v in corpus.items()}),
         train=TrainConfig(device="cpu", max_steps=steps),
     )
-    config = asdict(job)
+    config = plain(job)
     config.pop("defaults", None)
     meta = {"src_lang": "de", "tgt_lang": "en", "step": steps, "dev_bleu": 1.5,
             "config": config, "final_train_loss": loss.item()}

@@ -1,11 +1,12 @@
-"""Tests for seq2seq.attention: masking, normalisation and hand-computed scores."""
+"""Tests for seq2seq.model.attention: masking, normalisation and hand-computed scores."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seq2seq.attention import (
+from seq2seq.config import ModelConfig
+from seq2seq.model.attention import (
     BahdanauAttention,
     LuongAttention,
     build_attention,
@@ -105,14 +106,16 @@ def test_luong_dot_projects_keys_when_sizes_differ() -> None:
 
 
 def test_unknown_attention_raises() -> None:
-    with pytest.raises(ValueError, match="model.attention"):
+    with pytest.raises(ValueError, match=r"model\.attention must be one of \['bahdanau', "):
+        ModelConfig(attention="concat")
+    with pytest.raises(ValueError, match="AttentionType"):
         build_attention("concat", 4, 4)
     with pytest.raises(ValueError, match="dot"):
         LuongAttention(4, 4, "mlp")
 
 
 def test_additive_score_backward_passes_gradcheck() -> None:
-    from seq2seq.attention import _AdditiveScore
+    from seq2seq.model.attention import _AdditiveScore
 
     g = torch.Generator().manual_seed(3)
     q = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
@@ -122,7 +125,7 @@ def test_additive_score_backward_passes_gradcheck() -> None:
 
 
 def test_deferred_context_gradients_equal_plain_bmm() -> None:
-    from seq2seq.attention import DeferredContext
+    from seq2seq.model.attention import DeferredContext
 
     g = torch.Generator().manual_seed(4)
     memory = torch.randn(3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
@@ -145,8 +148,8 @@ def test_deferred_context_gradients_equal_plain_bmm() -> None:
 
 
 def test_length_chunks_split_rows_and_trim_to_each_runs_longest_source(monkeypatch) -> None:
-    from seq2seq import attention as attention_mod
-    from seq2seq.attention import length_chunks
+    from seq2seq.model import attention as attention_mod
+    from seq2seq.model.attention import length_chunks
 
     monkeypatch.setattr(attention_mod, "CHUNK_ELEMENTS", 2 * 5 * 6 * 4)  # two rows of 5x6x4
     # 5 rows, longest 6: two rows per run -> 3 runs, balanced to 2, 2, 1
@@ -164,7 +167,7 @@ def test_length_chunks_split_rows_and_trim_to_each_runs_longest_source(monkeypat
 @pytest.mark.parametrize("group", [1, 3])
 def test_attention_trimmed_to_lengths_equals_the_padded_computation(
         kind: str, group: int, monkeypatch) -> None:
-    from seq2seq import attention as attention_mod
+    from seq2seq.model import attention as attention_mod
 
     g = torch.Generator().manual_seed(5)
     lengths = [3, 7, 2, 5, 1]

@@ -1,4 +1,4 @@
-"""Tests for seq2seq.average: exact means, a usable bundle, clear errors."""
+"""Tests for seq2seq.inference.average: exact means, a usable bundle, clear errors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.average import average_checkpoints, main, step_checkpoints
 from seq2seq.checkpoint import load_bundle, save_bundle
+from seq2seq.cli.average import main
 from seq2seq.config import SearchConfig
-from seq2seq.translator import Translator
+from seq2seq.inference.average import average_checkpoints, step_checkpoints
+from seq2seq.inference.translator import Translator
 
 
 def _variant(base: dict, seed: int, step: int) -> dict:
@@ -60,7 +61,7 @@ def test_cli_run_dir_output_translates(run_dir):
     bundle = load_bundle(out)
     assert [Path(s["path"]).name for s in bundle["meta"]["averaged_from"]] == [
         "step_150.pt", "step_1000.pt"]
-    tr = Translator(bundle)
+    tr = Translator.from_bundle(bundle)
     res = tr.translate(["Und Gott sprach:"], SearchConfig(beam_size=2, max_len_b=5))
     assert len(res) == 1 and isinstance(res[0].text, str) and res[0].tokens
     assert tr.info()["averaged_from"] == bundle["meta"]["averaged_from"]

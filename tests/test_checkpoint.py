@@ -10,7 +10,6 @@ import torch
 from seq2seq import checkpoint as ckpt
 from seq2seq.checkpoint import (
     FORMAT_VERSION,
-    build_model,
     load_bundle,
     make_bundle,
     model_config_from_bundle,
@@ -20,7 +19,8 @@ from seq2seq.checkpoint import (
     tokenizers_from_bundle,
 )
 from seq2seq.config import ModelConfig
-from seq2seq.model import Seq2Seq
+from seq2seq.model import build_model
+from seq2seq.model.seq2seq import Seq2Seq
 
 
 def _random_bundle(tiny_bundle: Path, seed: int, **cfg_kw) -> tuple[dict, Seq2Seq]:

@@ -1,13 +1,25 @@
-"""Tests for seq2seq.config: check_train_job rejects bad values with a message naming the key."""
+"""Tests for seq2seq.config: choices as enums, check_train_job rejects bad values naming the key,
+and the module is a leaf."""
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from seq2seq.config import DataConfig, TrainConfig, TrainJobConfig, check_train_job
+from seq2seq.config import (
+    DataConfig,
+    ModelConfig,
+    RNNType,
+    SearchConfig,
+    TrainConfig,
+    TrainJobConfig,
+    check_train_job,
+    plain,
+)
 
 
 @pytest.fixture
@@ -30,7 +42,11 @@ def test_a_valid_job_passes(job: TrainJobConfig) -> None:
 
 
 @pytest.mark.parametrize(("section", "changes", "message"), [
-    ("train", {"optimizer": "sgd"}, "train.optimizer must be 'adam' or 'adamw', got 'sgd'"),
+    ("train", {"optimizer": "sgd"}, "train.optimizer must be one of ['adam', 'adamw'], got 'sgd'"),
+    ("train", {"lr": 0.0}, "train.lr must be positive, got 0.0"),
+    ("train", {"warmup_steps": -1}, "train.warmup_steps must be >= 0, got -1"),
+    ("train", {"lr_decay": 1.5}, "train.lr_decay must be in (0, 1], got 1.5"),
+    ("model", {"encoder_layers": 0}, "model.encoder_layers must be >= 1, got 0"),
     ("model", {"attention": "x"}, "model.attention must be one of"),
     ("train", {"max_steps": 0}, "set at least one of train.max_steps, train.max_epochs, "
                                 "train.max_minutes"),
@@ -62,3 +78,22 @@ def test_schedule_and_search_settings_are_checked(job: TrainJobConfig) -> None:
         check_train_job(_with(job, "search", length_penalty="x"))
     # the search is checked with the validation beam (train.val_beam_size), n_best 1
     assert check_train_job(_with(job, "search", beam_size=0, n_best=7)) is None
+
+
+def test_choices_convert_plain_strings_and_save_as_strings() -> None:
+    cfg = ModelConfig(rnn="lstm", attention="luong_dot")
+    assert cfg.rnn is RNNType.lstm and cfg.rnn == "lstm" and f"{cfg.rnn}" == "lstm"
+    assert plain(cfg)["rnn"] == "lstm" and type(plain(cfg)["rnn"]) is str
+    assert type(plain(TrainJobConfig())["search"]["length_penalty"]) is str
+    with pytest.raises(ValueError, match=r"^search\.length_penalty must be one of "
+                                         r"\['gnmt', 'average', 'none'\], got 'gnm'$"):
+        SearchConfig(length_penalty="gnm")
+
+
+def test_config_imports_no_other_seq2seq_module() -> None:
+    """``import seq2seq.config`` is a leaf: a fresh interpreter loads no other seq2seq module."""
+    code = ("import sys, seq2seq.config; "
+            "print(sorted(m for m in sys.modules if m.startswith('seq2seq')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "['seq2seq', 'seq2seq.config']"

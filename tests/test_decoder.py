@@ -1,15 +1,13 @@
-"""Tests for seq2seq.decoder: bridge, tying, cell math, the inference token table."""
+"""Tests for seq2seq.model.decoder: bridge, tying, incremental steps vs the teacher-forced pass."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-from seq2seq import decoder as decoder_mod
 from seq2seq.config import ModelConfig
-from seq2seq.decoder import AttentionDecoder, _gru_update, _lstm_update
-from seq2seq.encoder import EncoderOut
+from seq2seq.model.decoder import AttentionDecoder
+from seq2seq.model.encoder import EncoderOut
 
 
 def _enc(B: int = 3, S: int = 4, H: int = 5, layers: int = 1, lstm: bool = False) -> EncoderOut:
@@ -26,26 +24,6 @@ def _cfg(**kw) -> ModelConfig:
     base = dict(embed_dim=5, hidden_size=5, dropout=0.0)
     base.update(kw)
     return ModelConfig(**base)
-
-
-def test_gru_update_matches_torch_gru_cell() -> None:
-    torch.manual_seed(0)
-    cell = nn.GRUCell(3, 4)
-    x, h = torch.randn(2, 3), torch.randn(2, 4)
-    gi = x @ cell.weight_ih.t() + cell.bias_ih
-    gh = h @ cell.weight_hh.t() + cell.bias_hh
-    torch.testing.assert_close(_gru_update(gi, gh, h), cell(x, h))
-
-
-def test_lstm_update_matches_torch_lstm_cell() -> None:
-    torch.manual_seed(0)
-    cell = nn.LSTMCell(3, 4)
-    x, h, c = torch.randn(2, 3), torch.randn(2, 4), torch.randn(2, 4)
-    gates = x @ cell.weight_ih.t() + cell.bias_ih + h @ cell.weight_hh.t() + cell.bias_hh
-    h2, c2 = _lstm_update(gates, c)
-    eh, ec = cell(x, (h, c))
-    torch.testing.assert_close(h2, eh)
-    torch.testing.assert_close(c2, ec)
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
@@ -112,70 +90,10 @@ def test_invalid_config_raises() -> None:
         AttentionDecoder(_cfg(rnn="rnn"), 7, 10)
 
 
-def _steps(dec: AttentionDecoder, tokens: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Log-probs of a few incremental steps from a fresh state (3 rows)."""
-    st = dec.init_state(_enc(lstm=dec.kind == "lstm"))
-    out = []
-    for tok in tokens:
-        logp, st = dec.step(tok, st)
-        out.append(logp)
-    return out
-
-
-@pytest.mark.parametrize("rnn", ["gru", "lstm"])
-def test_token_table_steps_match_the_embedding_gemm(rnn: str) -> None:
-    torch.manual_seed(0)
-    dec = AttentionDecoder(_cfg(rnn=rnn, dropout=0.3), 7, 10).eval()
-    tokens = [torch.tensor([2, 2, 2]), torch.tensor([5, 0, 6]), torch.tensor([1, 3, 3])]
-    with torch.no_grad():
-        table = dec._token_table()
-        fast = _steps(dec, tokens)
-    assert table is not None and table.shape == (7, 15 if rnn == "gru" else 20)  # (V, G)
-    ids = torch.arange(7)
-    torch.testing.assert_close(table, dec._embed_proj(dec.embedding(ids)).detach())
-    slow = _steps(dec, tokens)  # grad mode on: the table is not used
-    assert dec._token_table() is None
-    for a, b in zip(fast, slow, strict=True):
-        torch.testing.assert_close(a, b.detach())
-    assert not torch.equal(fast[1][0], fast[1][1])  # different tokens, different rows
-
-
-def test_token_table_follows_weight_updates_and_is_off_in_training() -> None:
-    torch.manual_seed(0)
-    dec = AttentionDecoder(_cfg(), 7, 10).eval()
-    with torch.no_grad():
-        first = dec._token_table()
-        assert dec._token_table() is first  # cached
-        dec.embedding.weight.mul_(2.0)  # in-place update, as an optimizer step does
-        second = dec._token_table()
-        assert second is not first
-        torch.testing.assert_close(second, dec._embed_proj(dec.embedding.weight))
-        dec.cells[0].bias_ih.add_(1.0)
-        torch.testing.assert_close(dec._token_table(), second + 1.0)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = dec._token_table()
-            assert low.dtype == torch.bfloat16  # built for the autocast setting in force
-            logp, _ = dec.step(torch.tensor([2, 3, 4]), dec.init_state(_enc()))
-        assert torch.isfinite(logp).all()
-        assert dec._token_table().dtype == torch.float32  # and rebuilt when it changes
-        dec.train()
-        assert dec._token_table() is None  # dropout on the embeddings: no table
-
-
-def test_token_table_is_skipped_above_the_size_cap(monkeypatch) -> None:
-    dec = AttentionDecoder(_cfg(), 7, 10).eval()
-    monkeypatch.setattr(decoder_mod, "TOKEN_TABLE_MAX_BYTES", 7 * 15 * 4 - 1)
-    with torch.no_grad():
-        assert dec._token_table() is None
-        logp, _ = dec.step(torch.tensor([2, 3, 4]), dec.init_state(_enc()))
-    assert torch.isfinite(logp).all()
-    torch.testing.assert_close(logp.exp().sum(1), torch.ones(3))
-
-
 def test_steps_with_source_lengths_equal_steps_over_the_padding(monkeypatch) -> None:
     from dataclasses import replace
 
-    from seq2seq import attention as attention_mod
+    from seq2seq.model import attention as attention_mod
 
     torch.manual_seed(0)
     monkeypatch.setattr(attention_mod, "CHUNK_ELEMENTS", 1)  # one source row per run

@@ -1,13 +1,13 @@
-"""Tests for seq2seq.decoder_state: row selection and per-source sharing."""
+"""Tests for seq2seq.model.decoder_state: row selection and per-source sharing."""
 
 from __future__ import annotations
 
 import torch
 
 from seq2seq.config import ModelConfig
-from seq2seq.decoder import AttentionDecoder
-from seq2seq.decoder_state import DecoderState
-from seq2seq.encoder import EncoderOut
+from seq2seq.model.decoder import AttentionDecoder
+from seq2seq.model.decoder_state import DecoderState
+from seq2seq.model.encoder import EncoderOut
 
 
 def _enc(B: int = 3, S: int = 4, H: int = 5) -> EncoderOut:

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from seq2seq import distributed as D
 from seq2seq.checkpoint import load_bundle
+from seq2seq.training import distributed as D
 
 
 def test_single_process_helpers_are_no_ops(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +70,7 @@ def test_collectives_across_two_gloo_processes(tmp_path: Path) -> None:
 # the real entry point under torchrun; each rank dumps its final weights (test-only wrapper)
 _LAUNCHER = """
 import os, sys, torch
-import seq2seq.trainer as T
+import seq2seq.training.trainer as T
 _fit = T.Trainer.fit
 def fit(self):
     res = _fit(self)
@@ -78,7 +78,7 @@ def fit(self):
     torch.save(sd, os.path.join(os.environ["DUMP_DIR"], f"rank{self.ctx.rank}.pt"))
     return res
 T.Trainer.fit = fit
-from seq2seq.train import main
+from seq2seq.cli.train import main
 main()
 """
 
@@ -89,8 +89,8 @@ def test_torchrun_two_ranks_match_one_process_with_accumulation(
 ) -> None:
     from hydra import compose, initialize_config_dir
 
-    from seq2seq.train import CONF_DIR, register_configs, to_job_config
-    from seq2seq.trainer import Trainer
+    from seq2seq.cli.train import CONF_DIR, register_configs, to_job_config
+    from seq2seq.training.trainer import Trainer
 
     steps = 6
     common = {f"data.{k}": v for k, v in tiny_corpus.items()}

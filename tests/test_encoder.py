@@ -1,4 +1,4 @@
-"""Tests for seq2seq.encoder: fused bidirectional encoder, padding, final states."""
+"""Tests for seq2seq.model.encoder: fused bidirectional encoder, padding, final states."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seq2seq.config import ModelConfig
-from seq2seq.encoder import Encoder
+from seq2seq.model.encoder import Encoder
 from seq2seq.rnn import FusedGRU, FusedLSTM
 
 

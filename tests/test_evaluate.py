@@ -1,4 +1,4 @@
-"""Tests for seq2seq.evaluate on the real tiny bundle and tiny dev/test splits."""
+"""Tests for seq2seq.cli.evaluate on the real tiny bundle and tiny dev/test splits."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from seq2seq.cli.evaluate import CONF_DIR, EvaluateConfig, evaluate, split_files
 from seq2seq.config import SearchConfig
 from seq2seq.data import read_lines
-from seq2seq.evaluate import CONF_DIR, EvaluateConfig, evaluate, split_files
+from seq2seq.inference.translator import Translator
 from seq2seq.metrics import corpus_scores
-from seq2seq.translator import Translator
 
 FAST = SearchConfig(beam_size=2, max_len_a=1.0, max_len_b=5)
 
@@ -95,7 +95,7 @@ def test_misspelled_key_fails_naming_it():
 @pytest.mark.slow
 def test_cli_from_another_cwd(tiny_bundle, tmp_path):
     """The console script runs from any directory and writes nothing but its outputs."""
-    cmd = [sys.executable, "-m", "seq2seq.evaluate", f"checkpoint={tiny_bundle}", "split=test",
+    cmd = [sys.executable, "-m", "seq2seq.cli.evaluate", f"checkpoint={tiny_bundle}", "split=test",
            "search=greedy", "search.max_len_b=5", "output_dir=out", "progress=false"]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

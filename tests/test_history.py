@@ -1,4 +1,4 @@
-"""Tests for seq2seq.history: metrics.csv rows (append, rounding, rewrite on resume) and curves.png."""
+"""Tests for seq2seq.training.history: metrics.csv rows (append, rounding, rewrite on resume) and curves.png."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.history import CSV_FIELDS, TrainingHistory
 from seq2seq.plots import PNG_MAGIC
+from seq2seq.training.history import CSV_FIELDS, TrainingHistory
 
 DEV = {"loss": 3.1234567, "nll": 2.9876543, "ppl": 19.841234, "bleu": 12.34567, "chrf": 40.00049}
 
@@ -83,7 +83,7 @@ def test_plot_writes_curves_png(tmp_path: Path) -> None:
 
 def test_plot_failure_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     h = TrainingHistory(tmp_path)  # no rows: nothing to plot
-    with caplog.at_level(logging.WARNING, logger="seq2seq.history"):
+    with caplog.at_level(logging.WARNING, logger="seq2seq.training.history"):
         h.plot()
     assert "could not write curves.png" in caplog.text
     assert not (tmp_path / "curves.png").exists()

@@ -1,4 +1,4 @@
-"""Tests for seq2seq.loss: label-smoothed, padding-masked cross entropy."""
+"""Tests for seq2seq.training.loss: label-smoothed, padding-masked cross entropy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seq2seq.loss import label_smoothed_cross_entropy
+from seq2seq.training.loss import label_smoothed_cross_entropy
 
 
 def _data():

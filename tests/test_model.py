@@ -1,4 +1,4 @@
-"""Tests for seq2seq.model: teacher forcing vs the decoder protocol, invariance, learning."""
+"""Tests for seq2seq.model.seq2seq: teacher forcing vs the decoder protocol, invariance, learning."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from seq2seq.config import ModelConfig
-from seq2seq.loss import label_smoothed_cross_entropy
-from seq2seq.model import Seq2Seq
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.training.loss import label_smoothed_cross_entropy
 
 VARIANTS = list(itertools.product(["gru", "lstm"], ["bahdanau", "luong_dot", "luong_general"]))
 

@@ -1,4 +1,4 @@
-"""Tests for seq2seq.prepare: verse cleaning, psalm titles, splits, byte-identical output, CLI,
+"""Tests for seq2seq.data.prepare: verse cleaning, psalm titles, splits, byte-identical output, CLI,
 and the invariants of the shipped data/bible files."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from seq2seq.cli.prepare import main
 from seq2seq.data import load_parallel, read_lines
-from seq2seq.prepare import (
+from seq2seq.data.prepare import (
     build_pairs,
     clean_verse,
     fetch_db,
-    main,
     move_psalm_titles,
     split_of,
     tiny_subset,

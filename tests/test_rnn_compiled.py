@@ -1,9 +1,11 @@
-"""Tests for seq2seq.rnn.compiled: ``torch.compile``-fused steps match the eager path."""
+"""Tests for seq2seq.rnn.compiled: the reference gate math, and ``torch.compile``-fused steps
+match the eager path."""
 
 import pytest
 import torch
+from torch import nn
 
-from seq2seq.rnn import FusedGRU, FusedLSTM
+from seq2seq.rnn import FusedGRU, FusedLSTM, compiled
 from seq2seq.rnn import pointwise as pw
 
 STEPS, BATCH, ISIZE, HID = 5, 4, 3, 5
@@ -53,3 +55,36 @@ def test_cuda_auto_compiled_matches_cpu_eager(cls):
         gpu = _run(cls, "auto", state, x, lengths, device="cuda")
         for a, b in zip(gpu, cpu, strict=True):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_gru_cell_math_matches_torch_gru_cell() -> None:
+    torch.manual_seed(0)
+    cell = nn.GRUCell(3, 4)
+    x, h = torch.randn(2, 3), torch.randn(2, 4)
+    gi = x @ cell.weight_ih.t() + cell.bias_ih
+    gh = h @ cell.weight_hh.t() + cell.bias_hh
+    torch.testing.assert_close(compiled.gru_cell_math(gi, gh, h)[2], cell(x, h))
+
+
+def test_lstm_cell_math_matches_torch_lstm_cell() -> None:
+    torch.manual_seed(0)
+    cell = nn.LSTMCell(3, 4)
+    x, h, c = torch.randn(2, 3), torch.randn(2, 4), torch.randn(2, 4)
+    gates = x @ cell.weight_ih.t() + cell.bias_ih + h @ cell.weight_hh.t() + cell.bias_hh
+    h2, c2 = compiled.lstm_cell_math(gates, c)
+    eh, ec = cell(x, (h, c))
+    torch.testing.assert_close(h2, eh)
+    torch.testing.assert_close(c2, ec)
+
+
+
+
+def test_lstm_forward_math_is_lstm_cell_math_in_the_internal_layout() -> None:
+    """The fused layers' o/2, i/2, f/2, g layout computes the same step as PyTorch's i, f, g, o."""
+    torch.manual_seed(0)
+    gates, c = torch.randn(2, 3, 16), torch.randn(2, 3, 4)  # (D, B, 4H), (D, B, H)
+    i, f, g, o = gates.chunk(4, dim=-1)
+    _, c_new, _, h_new = compiled.lstm_forward_math(torch.cat([o / 2, i / 2, f / 2, g], -1), c)
+    h_ref, c_ref = compiled.lstm_cell_math(gates, c)
+    torch.testing.assert_close(c_new, c_ref, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(h_new, h_ref, atol=1e-6, rtol=1e-5)

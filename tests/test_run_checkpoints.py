@@ -1,4 +1,4 @@
-"""Tests for seq2seq.run_checkpoints: last/best/step_<N> files, rotation, the resume point."""
+"""Tests for seq2seq.training.run_checkpoints: last/best/step_<N> files, rotation, the resume point."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import FORMAT_VERSION, load_bundle
-from seq2seq.distributed import DistContext
-from seq2seq.run_checkpoints import RunCheckpoints
+from seq2seq.training.distributed import DistContext
+from seq2seq.training.run_checkpoints import RunCheckpoints
 
 
 def _bundle(step: int, train_state: bool = True) -> dict:
@@ -47,7 +47,7 @@ def test_save_best(tmp_path: Path) -> None:
 
 def test_load_resume(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ck = RunCheckpoints(tmp_path)
-    caplog.set_level("INFO", logger="seq2seq.run_checkpoints")
+    caplog.set_level("INFO", logger="seq2seq.training.run_checkpoints")
     assert ck.load_resume(DistContext()) is None
     assert f"{tmp_path}/last.pt does not exist: starting a new run" in caplog.text
     ck.save(7, _bundle(7), keep_last=1)

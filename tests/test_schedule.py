@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seq2seq.schedule import LRSchedule
+from seq2seq.training.schedule import LRSchedule
 
 
 def _opt(lr: float = 1.0) -> torch.optim.Optimizer:
@@ -82,14 +82,3 @@ def test_state_dict_round_trip_restores_rate() -> None:
     assert b.lr == pytest.approx(5e-4)
     assert b.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
     assert _run(a, 3) == _run(b, 3)
-
-
-@pytest.mark.parametrize(("kwargs", "key"), [
-    ({"kind": "cosine"}, "train.schedule"),
-    ({"lr": 0.0}, "train.lr"),
-    ({"warmup_steps": -1}, "train.warmup_steps"),
-    ({"lr_decay": 1.5}, "train.lr_decay"),
-])
-def test_bad_settings_name_the_key(kwargs: dict, key: str) -> None:
-    with pytest.raises(ValueError, match=key):
-        LRSchedule(_opt(), **kwargs)

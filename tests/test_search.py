@@ -340,7 +340,7 @@ def test_batched_search_matches_reference(seed: int) -> None:
 @pytest.fixture(scope="module")
 def model_and_batch():
     """A small random Seq2Seq with </s> made likely enough to end at different lengths."""
-    from seq2seq.model import Seq2Seq
+    from seq2seq.model.seq2seq import Seq2Seq
 
     torch.manual_seed(0)
     cfg = ModelConfig(rnn="gru", embed_dim=24, hidden_size=24, dropout=0.0, attention="bahdanau")
@@ -402,7 +402,7 @@ def test_batch_invariance(model_and_batch, cfg: SearchConfig) -> None:
 @pytest.mark.parametrize("cfg", MODEL_CFGS[::3], ids=lambda c: f"beam{c.beam_size}")
 def test_length_trimmed_attention_runs_change_nothing(model_and_batch, cfg: SearchConfig,
                                                       monkeypatch) -> None:
-    from seq2seq import attention as attention_mod
+    from seq2seq.model import attention as attention_mod
 
     model, src, src_len = model_and_batch
     monkeypatch.setattr(attention_mod, "length_chunks", lambda *a: None)  # padded everywhere
@@ -449,8 +449,9 @@ def test_beam_scores_at_least_greedy_on_trained_model(tiny_bundle, tiny_corpus) 
     No beam search guarantees a better score on every sentence (pruning can drop the greedy
     prefix), so this asserts it on nearly all of them and on average.
     """
-    from seq2seq.checkpoint import build_model, load_bundle, tokenizers_from_bundle
+    from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
     from seq2seq.data import pad_sequences, read_lines
+    from seq2seq.model import build_model
 
     bundle = load_bundle(tiny_bundle)
     model = build_model(bundle, "cpu")

@@ -85,7 +85,7 @@ def test_vocab_too_large_fails_clearly_or_shrinks(de: list[str]) -> None:
 
 
 def test_bad_arguments(de: list[str]) -> None:
-    with pytest.raises(ValueError, match="model_type"):
+    with pytest.raises(ValueError, match="SpmModelType"):
         Tokenizer.train(de, vocab_size=100, model_type="wordpiece")
     with pytest.raises(ValueError, match="zero non-empty"):
         Tokenizer.train(["", "  "], vocab_size=100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.topk import NEG_INF, beam_topk, first_max_is, topk_first
+from seq2seq.search.topk import NEG_INF, beam_topk, first_max_is, topk_first
 
 
 def test_topk_first_breaks_ties_by_lower_index() -> None:

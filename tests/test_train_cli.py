@@ -15,8 +15,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from seq2seq.checkpoint import load_bundle
+from seq2seq.cli.train import CONF_DIR, _argv_for_rank, register_configs, to_job_config
 from seq2seq.config import TrainJobConfig
-from seq2seq.train import CONF_DIR, _argv_for_rank, register_configs, to_job_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def _tiny_overrides(corpus: dict[str, Path], **extra: object) -> list[str]:
 
 def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "seq2seq.train", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "seq2seq.cli.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -151,7 +151,7 @@ def test_kill_9_then_resume_matches_uninterrupted_run(tiny_corpus: dict[str, Pat
 
     run = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "seq2seq.train", f"hydra.run.dir={run}", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "seq2seq.cli.train", f"hydra.run.dir={run}", *args],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

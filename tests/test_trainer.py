@@ -15,7 +15,7 @@ from seq2seq.checkpoint import FORMAT_VERSION, load_bundle, tokenizers_from_bund
 from seq2seq.config import DataConfig, ModelConfig, SearchConfig, TrainConfig, TrainJobConfig
 from seq2seq.data import collate
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.trainer import Trainer
+from seq2seq.training.trainer import Trainer
 
 
 def tiny_job(corpus: dict[str, Path], model: dict | None = None, **train: object) -> TrainJobConfig:
@@ -64,7 +64,7 @@ def test_resume_after_crash_equals_uninterrupted_run(
     def no_retrain(*args: object, **kwargs: object) -> None:
         raise AssertionError("resume must reuse the bundle's sentencepiece models")
 
-    monkeypatch.setattr("seq2seq.train_data.train_tokenizers", no_retrain)
+    monkeypatch.setattr("seq2seq.training.job_data.train_tokenizers", no_retrain)
     resumed = Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, resume=True)),
                       tmp_path / "b").fit()
     assert resumed.step == 8
@@ -118,8 +118,8 @@ def test_validation_bleu_is_sacrebleu_of_greedy_output(tiny_corpus: dict[str, Pa
     res = tr.fit()
     scores = tr.validate()
     assert scores["bleu"] == pytest.approx(res.last_dev["bleu"])  # same model, deterministic
-    hyps = tr.translate_ids([tr.src_tok.encode(s) for s, _ in tr.dev_pairs],
-                            dataclasses.replace(tr.cfg.search, beam_size=1))
+    hyps = [t.text for t in tr.translator().translate(
+        [s for s, _ in tr.dev_pairs], dataclasses.replace(tr.cfg.search, beam_size=1))]
     refs = [t for _, t in tr.dev_pairs]
     assert len(hyps) == 12 and any(hyps)
     assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)

@@ -1,4 +1,4 @@
-"""Tests for seq2seq.translate (the ``seq2seq-translate`` command) on the real tiny bundle."""
+"""Tests for seq2seq.cli.translate (the ``seq2seq-translate`` command) on the real tiny bundle."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import sys
 import matplotlib.image as mpimg
 import pytest
 
+from seq2seq.cli.translate import TranslateConfig, search_config, translate_stream
 from seq2seq.config import SearchConfig
 from seq2seq.data import read_lines
+from seq2seq.inference.translator import Translator
 from seq2seq.plots import PNG_MAGIC
-from seq2seq.translate import TranslateConfig, search_config, translate_stream
-from seq2seq.translator import Translator
 
 FAST = dict(beam_size=2, max_len_a=1.0, max_len_b=5, progress=False)
 
@@ -37,6 +37,12 @@ def test_one_best_lines_match_translator(tiny_bundle, lines):
     got = _run(cfg, "\n".join([lines[0], "", *lines[1:]]) + "\n")
     expected = Translator.from_checkpoint(tiny_bundle).translate(lines, search_config(cfg))
     assert got == [expected[0].text, "", *[t.text for t in expected[1:]]]
+
+
+def test_lines_without_subword_pieces_give_empty_lines(tiny_bundle, lines):
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), scores=True, **FAST)
+    got = _run(cfg, "\u200b\u200b\n" + lines[0] + "\n\u200c\n")
+    assert got[0] == got[2] == "\t0.0000" and got[1].split("\t")[0] != ""
 
 
 def test_chunking_does_not_change_output(tiny_bundle, lines):
@@ -64,7 +70,7 @@ def test_search_config_and_validation(tiny_bundle):
 @pytest.mark.slow
 def test_cli_stdin_nbest_and_plot(tiny_bundle, lines, tmp_path):
     """Real subprocess: stdin in, n-best TSV out, attention PNG of the first sentence."""
-    cmd = [sys.executable, "-m", "seq2seq.translate", f"checkpoint={tiny_bundle}", "beam_size=3",
+    cmd = [sys.executable, "-m", "seq2seq.cli.translate", f"checkpoint={tiny_bundle}", "beam_size=3",
            "n_best=2", "max_len_b=5", "max_len_a=1.0", "plot_attention=attn.png"]
     r = subprocess.run(cmd, input="\n".join(lines[:3]) + "\n", cwd=tmp_path, capture_output=True,
                        text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""Tests for seq2seq.translator on the real tiny bundle."""
+"""Tests for seq2seq.inference.translator on the real tiny bundle."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from seq2seq.checkpoint import load_bundle
 from seq2seq.config import SearchConfig
 from seq2seq.data import pad_sequences, read_lines
+from seq2seq.inference.translator import Translation, Translator
 from seq2seq.search import search
-from seq2seq.translator import Translation, Translator
 
 GREEDY = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=5)
 BEAM = SearchConfig(beam_size=3, n_best=3, max_len_a=1.0, max_len_b=5)
@@ -74,6 +74,17 @@ def test_empty_inputs_skip_the_model(translator, sentences, monkeypatch):
     assert [t.text for t in translator.translate(["", " "], GREEDY)] == ["", ""]
     assert translator.translate([], GREEDY) == []
     assert calls == []
+
+
+def test_text_without_subword_pieces_is_an_empty_translation(translator, sentences):
+    """Zero-width characters (no pieces after normalisation) give "" with score 0, no crash."""
+    zero = ["\u200b\u200b\u200b", "\u200c", "\ufeff"]
+    assert all(translator.src_tok.encode(z) == [] for z in zero)
+    out = translator.translate([zero[0], sentences[0], *zero[1:]], replace(GREEDY, n_best=1,
+                                                                          return_alignment=True))
+    assert [(t.text, t.score, t.tokens, t.alignment) for t in (out[0], *out[2:])] == [
+        ("", 0.0, [], [])] * 3
+    assert out[1].text == translator.translate([sentences[0]], GREEDY)[0].text != ""
 
 
 def test_alignment_shape_and_rows(translator, sentences):

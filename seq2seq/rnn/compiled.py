@@ -1,7 +1,8 @@
 """Reference gate math of the fused GRU/LSTM layers, and its ``torch.compile``-fused step binders.
 
-The pure functions :func:`gru_forward_math`, :func:`gru_backward_math`, :func:`lstm_forward_math`
-and :func:`lstm_backward_math` (new tensors in, new tensors out, no mutation) define one step's
+The one copy of the gate math: :func:`gru_cell_math` and :func:`lstm_cell_math` (PyTorch gate
+order) are also the decoder's cells. The pure functions :func:`gru_forward_math`,
+:func:`gru_backward_math`, :func:`lstm_forward_math` and :func:`lstm_backward_math` (new tensors in, new tensors out, no mutation) define one step's
 pointwise work between the GEMMs; the eager in-place binders of :mod:`seq2seq.rnn.pointwise` are
 tested against them. Wrapped in ``torch.compile(fullgraph=True, dynamic=True)`` each becomes one
 fused kernel per step (Triton on CUDA, C++ on CPU): the binders here build a step function
@@ -19,8 +20,46 @@ from torch import Tensor
 StepFn = Callable[[int], None]
 
 
+def gru_cell_math(gx: Tensor, hg: Tensor, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One GRU step after the GEMMs (PyTorch gate order ``r, z, n``); any leading dims.
+
+    Also the decoder's GRU cell (:mod:`seq2seq.model.decoder`), so there is one copy of the math.
+
+    Args:
+        gx: ``(..., 3H)`` input part ``W_ih x + b_ih``.
+        hg: ``(..., 3H)`` hidden part ``W_hh h + b_hh``.
+        h: ``(..., H)`` previous hidden state.
+
+    Returns:
+        ``rz (..., 2H)`` activated ``r, z``, ``n (..., H)`` and the new hidden state ``(..., H)``.
+    """
+    hid = h.shape[-1]
+    rz = torch.sigmoid(gx[..., : 2 * hid] + hg[..., : 2 * hid])  # (..., 2H)
+    r, z = rz[..., :hid], rz[..., hid:]  # each (..., H)
+    n = torch.tanh(torch.addcmul(gx[..., 2 * hid :], r, hg[..., 2 * hid :]))  # (..., H)
+    return rz, n, torch.addcmul(n, z, h - n)  # h' = n + z * (h - n)
+
+
+def lstm_cell_math(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """One LSTM step after the GEMMs in PyTorch's gate order ``i, f, g, o``; any leading dims.
+
+    The decoder's LSTM cell (:mod:`seq2seq.model.decoder`); the fused layers compute the same
+    function in their internal layout (:func:`lstm_forward_math`, tested against this one).
+
+    Args:
+        gates: ``(..., 4H)`` summed input and hidden projections incl. both biases.
+        c: ``(..., H)`` previous cell state.
+
+    Returns:
+        ``(h (..., H), c (..., H))``.
+    """
+    i, f, g, o = gates.chunk(4, dim=-1)  # (..., H) each
+    c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))  # (..., H)
+    return torch.sigmoid(o) * torch.tanh(c), c  # (..., H), (..., H)
+
+
 def gru_forward_math(gx: Tensor, hg: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-    """One GRU step after the GEMMs.
+    """One GRU step of a fused layer: :func:`gru_cell_math` with the activations kept.
 
     Args:
         gx: ``(D, B, 3H)`` input part ``W_ih x + b_ih`` (``r, z, n`` blocks).
@@ -30,11 +69,7 @@ def gru_forward_math(gx: Tensor, hg: Tensor, h: Tensor) -> tuple[Tensor, Tensor]
     Returns:
         ``act (D, B, 3H)`` = activated ``r, z, n`` and the new hidden state ``(D, B, H)``.
     """
-    hid = h.shape[-1]
-    rz = torch.sigmoid(gx[..., : 2 * hid] + hg[..., : 2 * hid])  # (D, B, 2H)
-    r, z = rz[..., :hid], rz[..., hid:]  # each (D, B, H)
-    n = torch.tanh(gx[..., 2 * hid :] + r * hg[..., 2 * hid :])  # (D, B, H)
-    h_new = n + z * (h - n)  # (D, B, H)
+    rz, n, h_new = gru_cell_math(gx, hg, h)
     return torch.cat([rz, n], -1), h_new  # (D, B, 3H), (D, B, H)
 
 

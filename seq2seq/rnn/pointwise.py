@@ -142,9 +142,9 @@ def lstm_forward_eager(pre: Tensor, gates: Tensor, hs: Tensor, cs: Tensor, tcs: 
     """LSTM forward step: activate ``pre`` into ``gates[:, t]``, then update the states.
 
     Internal gate layout (see :mod:`seq2seq.rnn.lstm`): one out-of-place ``tanh`` over the whole
-    contiguous block and ``(1 + t) / 2`` on the first ``3H`` columns give ``o, i, f, g``. (On this
-    CPU an in-place ``tanh_`` on a small block costs about 2.5x an out-of-place ``tanh``, and one
-    activation over the block about a third of three over strided slices.)
+    contiguous block and ``(1 + t) / 2`` on the first ``3H`` columns give ``o, i, f, g``: one
+    activation over a contiguous block instead of three over strided slices, out of place because
+    small in-place activations are slower on CPU (timings in benchmarks/README.md).
 
     Args:
         pre: ``(D, B, 4H)`` contiguous block holding step ``t``'s pre-activations

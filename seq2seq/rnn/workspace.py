@@ -2,9 +2,9 @@
 
 A fresh large CPU tensor is expensive before it is even used: glibc returns blocks above its
 mmap threshold (at most 32 MiB) to the kernel when they are freed, so the next call's buffer is
-page-faulted in again on first touch. Measured on the 2-core benchmark machine: filling a fresh
-52 MiB tensor takes 17.7 ms, refilling a reused one 2.3 ms. The gate buffer of one LSTM layer at
-the translation shape alone is 52 MiB.
+page-faulted in again on first touch, which costs several times the refill of a reused buffer
+(timings in benchmarks/README.md). The gate buffer of one LSTM layer at the translation shape
+alone is 52 MiB.
 
 Buffers that never leave a call (the gate and state gradients inside a backward pass, and every
 forward buffer when nothing will call backward) are therefore taken from here: one flat buffer

@@ -4,19 +4,19 @@
 Hydra here) and does everything ``seq2seq-train`` promises, with the parts in their own modules:
 
 * sentencepiece models trained from the training split, or taken from the checkpoint on resume
-  (:mod:`seq2seq.train_data`);
+  (:mod:`seq2seq.training.job_data`);
 * teacher-forced, label-smoothed, padding-masked cross entropy over all target positions,
   normalised by the number of target tokens in the *whole* update (all micro-batches of the
   gradient accumulation and all DDP ranks), Adam/AdamW, gradient clipping, an
-  :class:`~seq2seq.schedule.LRSchedule`;
+  :class:`~seq2seq.training.schedule.LRSchedule`;
 * CUDA with bf16/fp16 autocast (+ ``GradScaler`` for fp16) or CPU fp32 (:mod:`seq2seq.runtime`);
 * validation every ``validate_every`` updates and/or ``validate_minutes``: dev loss, perplexity and
-  sacreBLEU of greedy/beam output (:mod:`seq2seq.validation`), best-by-BLEU checkpoint, early
+  sacreBLEU of greedy/beam output (:mod:`seq2seq.training.dev_eval`), best-by-BLEU checkpoint, early
   stopping;
-* checkpoints ``checkpoints/{last,best,step_<N>}.pt`` (:mod:`seq2seq.run_checkpoints`) holding
+* checkpoints ``checkpoints/{last,best,step_<N>}.pt`` (:mod:`seq2seq.training.run_checkpoints`) holding
   everything needed to resume exactly (optimizer, schedule, sampler position, every rank's RNG
   state, history), so a run killed at any moment continues without repeating or skipping data;
-* ``<run_dir>/metrics.csv`` and ``<run_dir>/curves.png`` (:mod:`seq2seq.history`).
+* ``<run_dir>/metrics.csv`` and ``<run_dir>/curves.png`` (:mod:`seq2seq.training.history`).
 
 Under ``torchrun`` each rank takes ``batches[rank::world_size]`` of every epoch's batch list; only
 rank 0 writes files, validates, and broadcasts the dev scores so every rank stops together.
@@ -41,18 +41,19 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from seq2seq import distributed as D
 from seq2seq.checkpoint import make_bundle, model_config_from_bundle, tokenizers_from_bundle
-from seq2seq.config import SearchConfig, TrainJobConfig, check_train_job
+from seq2seq.config import TrainJobConfig, check_train_job, plain
 from seq2seq.data import Batch, TokenBatchSampler
-from seq2seq.history import TrainingHistory
-from seq2seq.loss import label_smoothed_cross_entropy
-from seq2seq.model import Seq2Seq
-from seq2seq.run_checkpoints import RunCheckpoints
+from seq2seq.inference import Translator
+from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.runtime import autocast, resolve_device, resolve_precision, rng_state, set_rng_state
-from seq2seq.schedule import LRSchedule
-from seq2seq.train_data import encode_datasets, load_pairs, train_job_tokenizers
-from seq2seq.validation import dev_scores, translate_ids
+from seq2seq.training import distributed as D
+from seq2seq.training.dev_eval import dev_scores
+from seq2seq.training.history import TrainingHistory
+from seq2seq.training.job_data import encode_datasets, load_pairs, train_job_tokenizers
+from seq2seq.training.loss import label_smoothed_cross_entropy
+from seq2seq.training.run_checkpoints import RunCheckpoints
+from seq2seq.training.schedule import LRSchedule
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,13 @@ class TrainResult:
 
 
 class Trainer:
-    """Trains a :class:`~seq2seq.model.Seq2Seq` as configured.
+    """Trains a :class:`~seq2seq.model.seq2seq.Seq2Seq` as configured.
 
     Args:
         cfg: the job config (dataclasses; paths relative to the current directory).
         run_dir: output directory (Hydra's ``hydra.run.dir`` from the entry point).
         ctx: distributed context (defaults to the launcher's environment; call
-            :func:`seq2seq.distributed.init_distributed` first under ``torchrun``).
+            :func:`seq2seq.training.distributed.init_distributed` first under ``torchrun``).
     """
 
     def __init__(self, cfg: TrainJobConfig, run_dir: str | Path,
@@ -204,7 +205,7 @@ class Trainer:
         }
 
     def _bundle(self, train_state: dict[str, Any] | None, dev_bleu: float | None) -> dict:
-        config = dataclasses.asdict(self.cfg)
+        config = plain(self.cfg)
         config.pop("defaults", None)
         meta = {"src_lang": self.cfg.data.src_lang, "tgt_lang": self.cfg.data.tgt_lang,
                 "step": self.step, "dev_bleu": dev_bleu, "config": config}
@@ -224,7 +225,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:
-        """Dev scores of the current model (this process): :func:`seq2seq.validation.dev_scores`.
+        """Dev scores of the current model (this process): :func:`seq2seq.training.dev_eval.dev_scores`.
 
         Returns:
             ``{"loss", "nll", "ppl", "bleu", "chrf"}``.
@@ -235,9 +236,10 @@ class Trainer:
                           search_cfg=self.cfg.search, beam_size=t.val_beam_size,
                           device=self.device, amp_dtype=self.amp_dtype)
 
-    def translate_ids(self, srcs: list[list[int]], scfg: SearchConfig) -> list[str]:
-        """Best hypotheses of the current model: :func:`seq2seq.validation.translate_ids`."""
-        return translate_ids(self.model, self.tgt_tok, srcs, scfg, self.device, self.amp_dtype)
+    def translator(self) -> Translator:
+        """A :class:`~seq2seq.inference.Translator` around the current model (this process)."""
+        return Translator(self.model, self.src_tok, self.tgt_tok, device=self.device,
+                          amp_dtype=self.amp_dtype)
 
     # ------------------------------------------------------------------ training
     def _stream(self) -> Iterator[list[int]]:

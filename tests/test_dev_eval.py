@@ -1,4 +1,4 @@
-"""Tests for seq2seq.validation on the tiny real bundle: dev loss/perplexity and BLEU/chrF."""
+"""Tests for seq2seq.training.dev_eval on the tiny real bundle: dev loss/perplexity and BLEU/chrF."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 
-from seq2seq.checkpoint import build_model, load_bundle, tokenizers_from_bundle
+from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
 from seq2seq.config import SearchConfig
 from seq2seq.data import ParallelDataset, collate, load_parallel
-from seq2seq.translator import Translator
-from seq2seq.validation import dev_scores, translate_ids
+from seq2seq.inference.translator import Translator
+from seq2seq.model import build_model
+from seq2seq.training.dev_eval import dev_scores
 
 CPU = torch.device("cpu")
 GREEDY = SearchConfig(beam_size=1, length_penalty="none", batch_size=64)
@@ -30,20 +31,20 @@ def parts(tiny_bundle: Path, tiny_corpus: dict[str, Path]) -> dict:
             "dev_set": ParallelDataset.from_pairs(pairs, src_tok, tgt_tok)}
 
 
-def test_translate_ids_matches_the_translator_and_keeps_input_order(parts: dict) -> None:
+def test_a_translator_around_the_live_model_matches_the_bundle_translator(parts: dict) -> None:
+    """Dev BLEU during training goes through the same Translator path as evaluation."""
     texts = [p[0] for p in parts["pairs"]]
-    ids = [parts["src_tok"].encode(t) for t in texts]
+    live = Translator(parts["model"], parts["src_tok"], parts["tgt_tok"], device=CPU)
     one_by_one = SearchConfig(beam_size=1, length_penalty="none", batch_size=1)
-    hyps = translate_ids(parts["model"], parts["tgt_tok"], ids, one_by_one, CPU)
-    ref = Translator(parts["bundle"]).translate(texts, one_by_one)
+    hyps = [t.text for t in live.translate(texts, one_by_one)]
+    ref = Translator.from_bundle(parts["bundle"]).translate(texts, one_by_one)
     assert hyps == [t.text for t in ref] and any(hyps)
     # batched, reversed input, an empty source in the middle: same strings, input order, "" kept
-    rev = ids[::-1]
-    rev.insert(3, [])
-    out = translate_ids(parts["model"], parts["tgt_tok"], rev, GREEDY, CPU)
+    rev = texts[::-1]
+    rev.insert(3, "")
+    out = [t.text for t in live.translate(rev, GREEDY)]
     assert out[3] == ""
-    assert out[:3] + out[4:] == translate_ids(parts["model"], parts["tgt_tok"], ids, GREEDY,
-                                              CPU)[::-1]
+    assert out[:3] + out[4:] == hyps[::-1]
 
 
 def _scores(parts: dict, label_smoothing: float = 0.0, max_tokens: int = 400) -> dict[str, float]:
@@ -80,8 +81,8 @@ def test_dev_bleu_and_chrf_are_sacrebleu_of_the_greedy_output(parts: dict) -> No
         assert model.training
     finally:
         model.eval()
-    ids = [parts["src_tok"].encode(p[0]) for p in parts["pairs"]]
-    hyps = translate_ids(model, parts["tgt_tok"], ids, GREEDY, CPU)
+    live = Translator(model, parts["src_tok"], parts["tgt_tok"], device=CPU)
+    hyps = [t.text for t in live.translate([p[0] for p in parts["pairs"]], GREEDY)]
     refs = [p[1] for p in parts["pairs"]]
     assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)

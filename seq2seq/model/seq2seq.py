@@ -11,16 +11,18 @@ only through the fairseq-like decoder protocol::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from seq2seq.checkpoint import model_config_from_bundle
 from seq2seq.config import ModelConfig
-from seq2seq.decoder import AttentionDecoder, DecoderState
-from seq2seq.encoder import Encoder, EncoderOut
+from seq2seq.model.decoder import AttentionDecoder, DecoderState
+from seq2seq.model.encoder import Encoder, EncoderOut
+from seq2seq.tokenizer import PAD_ID
 
-__all__ = ["DecoderState", "EncoderOut", "PAD_ID", "Seq2Seq"]
-
-PAD_ID = 0
+__all__ = ["DecoderState", "EncoderOut", "Seq2Seq", "build_model"]
 
 
 class Seq2Seq(nn.Module):
@@ -108,3 +110,25 @@ class Seq2Seq(nn.Module):
             State for ``N'`` rows.
         """
         return state.index_select(index)
+
+
+def build_model(bundle: dict[str, Any], device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Construct the bundle's :class:`Seq2Seq` and load its weights (eval mode).
+
+    Args:
+        bundle: a loaded bundle.
+        device: where to put the model.
+
+    Returns:
+        The model, in eval mode.
+
+    Raises:
+        ValueError: the weights do not match the stored architecture.
+    """
+    cfg = model_config_from_bundle(bundle)
+    model = Seq2Seq(cfg, int(bundle["vocab"]["src_size"]), int(bundle["vocab"]["tgt_size"]))
+    try:
+        model.load_state_dict(bundle["model"])
+    except RuntimeError as err:
+        raise ValueError(f"bundle weights do not match its model_config: {err}") from err
+    return model.to(device).eval()

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general")
-CHUNK_ELEMENTS = 1 << 20  # per-step intermediate elements per chunk (4 MiB fp32: this L2)
+from seq2seq.config import AttentionType
+
+CHUNK_ELEMENTS = 1 << 20  # per-step intermediate elements per run (4 MiB fp32, to stay in cache)
 
 
 class _MemoryGradSink(torch.autograd.Function):
@@ -388,21 +389,19 @@ class LuongAttention(_Attention):
         return torch.bmm(keys, per_source).transpose(1, 2).reshape(B * group, S)  # (N, S)
 
 
-def build_attention(kind: str, query_size: int, key_size: int) -> _Attention:
+def build_attention(kind: AttentionType, query_size: int, key_size: int) -> _Attention:
     """Make the attention named by ``ModelConfig.attention``.
 
     Args:
-        kind: ``"bahdanau"``, ``"luong_dot"`` or ``"luong_general"``.
+        kind: the :class:`~seq2seq.config.AttentionType`.
         query_size: decoder state size.
         key_size: encoder output size.
 
     Returns:
         The attention module.
     """
-    if kind == "bahdanau":
+    kind = AttentionType(kind)
+    if kind == AttentionType.bahdanau:
         return BahdanauAttention(query_size, key_size, query_size)
-    if kind == "luong_dot":
-        return LuongAttention(query_size, key_size, "dot")
-    if kind == "luong_general":
-        return LuongAttention(query_size, key_size, "general")
-    raise ValueError(f"model.attention must be one of {ATTENTION_TYPES}, got {kind!r}")
+    return LuongAttention(query_size, key_size, "dot" if kind == AttentionType.luong_dot
+                          else "general")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from seq2seq.tokenizer import PAD_ID
+
 
 @dataclass
 class LossOutput:
@@ -71,7 +73,7 @@ def label_smoothed_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
     epsilon: float = 0.1,
-    ignore_index: int = 0,
+    ignore_index: int = PAD_ID,
 ) -> LossOutput:
     """Label-smoothed cross entropy summed over non-padding positions.
 

@@ -1,4 +1,4 @@
-"""Parallel text loading, token-bucketed batch sampling (resumable, shardable) and collation.
+"""Token-bucketed batch sampling (resumable, shardable), padding and collation.
 
 Typical use in a training loop::
 
@@ -14,7 +14,7 @@ Typical use in a training loop::
             saved = sampler.state_dict()      # counts the batch just yielded
         # the loop ended: sampler.epoch == epoch + 1, batches_done == 0
 
-Iterate the sampler directly (or through a ``DataLoader`` with ``num_workers=0``): worker
+(:func:`~seq2seq.data.corpus.load_parallel` reads the text pairs.) Iterate the sampler directly (or through a ``DataLoader`` with ``num_workers=0``): worker
 prefetching would advance its position past the batches actually trained on.
 
 Sizes and padding: the source tensor carries no BOS/EOS; the target is ``BOS + y`` (input) and
@@ -25,50 +25,14 @@ of its own).
 
 from __future__ import annotations
 
-import gzip
 import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
-
-
-def read_lines(path: str | Path) -> list[str]:
-    """Read a UTF-8 text file (gzip when the name ends in ``.gz``), one item per line.
-
-    Args:
-        path: file to read.
-
-    Returns:
-        The lines without their line terminators (other whitespace is kept).
-    """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        text = f.read()
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
-def load_parallel(src_path: str | Path, tgt_path: str | Path) -> list[tuple[str, str]]:
-    """Read two line-aligned files into ``(source, target)`` pairs.
-
-    Raises:
-        ValueError: if the files have different numbers of lines (both names and counts given).
-    """
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise ValueError(
-            f"parallel files differ in length: {src_path} has {len(src)} lines, "
-            f"{tgt_path} has {len(tgt)} lines"
-        )
-    return list(zip(src, tgt, strict=True))
 
 
 @dataclass

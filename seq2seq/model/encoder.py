@@ -12,10 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seq2seq.config import ModelConfig
+from seq2seq.config import ModelConfig, RNNType
 from seq2seq.rnn import FusedGRU, FusedLSTM
-
-RNN_TYPES = ("gru", "lstm")
 
 
 @dataclass
@@ -36,7 +34,7 @@ class EncoderOut:
     cell: torch.Tensor | None = None
 
 
-def make_rnn(kind: str, input_size: int, hidden_size: int, num_layers: int,
+def make_rnn(kind: RNNType, input_size: int, hidden_size: int, num_layers: int,
              bidirectional: bool, dropout: float) -> nn.Module:
     """Build a time-major fused GRU/LSTM.
 
@@ -47,10 +45,8 @@ def make_rnn(kind: str, input_size: int, hidden_size: int, num_layers: int,
     Returns:
         The recurrent module; ``forward(x (S, B, I), lengths (B,))``.
     """
-    if kind not in RNN_TYPES:
-        raise ValueError(f"model.rnn must be one of {RNN_TYPES}, got {kind!r}")
     dropout = dropout if num_layers > 1 else 0.0
-    fused = FusedGRU if kind == "gru" else FusedLSTM
+    fused = FusedGRU if kind == RNNType.gru else FusedLSTM
     return fused(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                  batch_first=False, dropout=dropout)
 

@@ -29,9 +29,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, OmegaConf
 
-from seq2seq.config import SearchConfig
+from seq2seq.config import SearchConfig, check_search_config
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 @dataclass
@@ -91,15 +91,14 @@ def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
     """
     from tqdm import tqdm
 
-    from seq2seq.evaluate import resolve_device
+    from seq2seq.inference.translator import Translator
     from seq2seq.plots import plot_attention
-    from seq2seq.translator import Translator
+    from seq2seq.runtime import resolve_device
 
-    if cfg.n_best < 1 or cfg.n_best > cfg.beam_size:
-        raise ValueError(f"n_best must be in [1, beam_size={cfg.beam_size}], got {cfg.n_best}")
-    translator = Translator.from_checkpoint(to_absolute_path(cfg.checkpoint),
-                                            device=resolve_device(cfg.device))
     scfg = search_config(cfg)
+    check_search_config(scfg, section="")
+    translator = Translator.from_checkpoint(to_absolute_path(cfg.checkpoint),
+                                            device=resolve_device(cfg.device, key="device"))
     n = 0
     plotted = False
     with tqdm(desc="translating", unit="sent", file=sys.stderr,

@@ -16,10 +16,10 @@ import logging
 import time
 from pathlib import Path
 
-from seq2seq import distributed as D
 from seq2seq.config import DataConfig
 from seq2seq.data import ParallelDataset, load_parallel
 from seq2seq.tokenizer import Tokenizer, train_tokenizers
+from seq2seq.training import distributed as D
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,8 @@ embeddings and their share of the first layer's input projection are computed fo
 one GEMM before the loop, attention keys are projected once, and the output projection runs
 once over all steps after the loop. Inside the loop only the recurrent work remains. The same
 :meth:`AttentionDecoder._step` is used by the incremental :meth:`AttentionDecoder.step`, so
-both paths compute identical functions. At inference (eval mode, no autograd) the incremental
-step gathers the embedding share of the first layer's input projection from a ``(V, G)`` table
-of all target tokens instead of running a GEMM per step (:meth:`AttentionDecoder._token_table`).
-The state that search reorders lives in :mod:`seq2seq.decoder_state`.
+both paths compute identical functions.
+The state that search reorders lives in :mod:`seq2seq.model.decoder_state`.
 """
 
 from __future__ import annotations
@@ -28,50 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seq2seq.attention import DeferredContext, build_attention, mask_bias
 from seq2seq.config import ModelConfig
-from seq2seq.decoder_state import DecoderState
-from seq2seq.encoder import EncoderOut
+from seq2seq.model.attention import DeferredContext, build_attention, mask_bias
+from seq2seq.model.decoder_state import DecoderState
+from seq2seq.model.encoder import EncoderOut
+from seq2seq.rnn.compiled import gru_cell_math, lstm_cell_math
 
-
-def _gru_update(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """GRU gate math (PyTorch gate order r, z, n).
-
-    Args:
-        gi: ``(N, 3H)`` input projection incl. ``b_ih``.
-        gh: ``(N, 3H)`` hidden projection incl. ``b_hh``.
-        h: ``(N, H)`` previous hidden state.
-
-    Returns:
-        ``(N, H)`` new hidden state.
-    """
-    H = h.shape[1]
-    gi_rz, gi_n = gi.split([2 * H, H], dim=1)
-    gh_rz, gh_n = gh.split([2 * H, H], dim=1)
-    r, z = torch.sigmoid(gi_rz + gh_rz).chunk(2, dim=1)  # (N, H) each
-    n = torch.tanh(torch.addcmul(gi_n, r, gh_n))  # (N, H)
-    return torch.addcmul(n, z, h - n)  # (N, H)
-
-
-def _lstm_update(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """LSTM gate math (PyTorch gate order i, f, g, o).
-
-    Args:
-        gates: ``(N, 4H)`` summed input and hidden projections incl. both biases.
-        c: ``(N, H)`` previous cell state.
-
-    Returns:
-        ``(h (N, H), c (N, H))``.
-    """
-    i, f, g, o = gates.chunk(4, dim=1)  # (N, H) each
-    c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))  # (N, H)
-    h = torch.sigmoid(o) * torch.tanh(c)  # (N, H)
-    return h, c
-
-
-TOKEN_TABLE_MAX_BYTES = 256 * 2**20  # largest (V, G) embedding-projection table kept
-
-__all__ = ["TOKEN_TABLE_MAX_BYTES", "AttentionDecoder", "DecoderState"]
+__all__ = ["AttentionDecoder", "DecoderState"]
 
 
 class AttentionDecoder(nn.Module):
@@ -89,8 +50,6 @@ class AttentionDecoder(nn.Module):
         super().__init__()
         if cfg.decoder_layers < 1:
             raise ValueError(f"model.decoder_layers must be >= 1, got {cfg.decoder_layers}")
-        if cfg.rnn not in ("gru", "lstm"):
-            raise ValueError(f"model.rnn must be 'gru' or 'lstm', got {cfg.rnn!r}")
         H, E = cfg.hidden_size, cfg.embed_dim
         self.kind = cfg.rnn
         self.hidden_size = H
@@ -180,36 +139,6 @@ class AttentionDecoder(nn.Module):
         cell = self.cells[0]
         return F.linear(emb, cell.weight_ih[:, : self.embed_dim], cell.bias_ih)
 
-    def _token_table(self) -> torch.Tensor | None:
-        """``(V, G)`` :meth:`_embed_proj` of every target token, for inference steps.
-
-        An incremental step would otherwise run a ``(N, E) x (E, G)`` GEMM to project the
-        embeddings of its ``N`` previous tokens; with the table it gathers ``N`` rows. Built on
-        first use and rebuilt whenever the embedding or first-layer weights change (tracked by
-        their in-place version counters) and when the autocast setting changes, since that sets
-        the table's dtype. Only in eval mode without autograd (dropout and
-        gradients would make the rows differ), and only while the table stays below
-        :data:`TOKEN_TABLE_MAX_BYTES`.
-
-        Returns:
-            ``(V, G)`` tensor, or None when the table does not apply.
-        """
-        if self.training or torch.is_grad_enabled():
-            return None
-        cell, emb = self.cells[0], self.embedding.weight
-        params = (emb, cell.weight_ih, cell.bias_ih)
-        dev = emb.device.type
-        amp = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))  # table's dtype
-        key = (amp, *((p.data_ptr(), p._version, p.dtype, p.device) for p in params))
-        cached = self.__dict__.get("_table_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if emb.shape[0] * cell.weight_ih.shape[0] * emb.element_size() > TOKEN_TABLE_MAX_BYTES:
-            return None
-        table = self._embed_proj(emb)  # (V, G)
-        self.__dict__["_table_cache"] = (key, table)
-        return table
-
     def _weights(self) -> list[tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor,
                                       torch.Tensor]]:
         """Per-layer recurrent weights, sliced and transposed once per pass.
@@ -272,9 +201,9 @@ class AttentionDecoder(nn.Module):
                 gi = torch.addmm(b_in, self.dropout(x), w_in)  # (N, G)
             gh = torch.addmm(b_hh, hs[i], w_hh)  # (N, G)
             if cs is None:
-                x = _gru_update(gi, gh, hs[i])  # (N, H)
+                x = gru_cell_math(gi, gh, hs[i])[2]  # (N, H)
             else:
-                x, c = _lstm_update(gi + gh, cs[i])  # (N, H)
+                x, c = lstm_cell_math(gi + gh, cs[i])  # (N, H)
                 new_c.append(c)
             new_h.append(x)
         context, attn = self.attention(x, keys, memory, bias, context_fn, group,
@@ -335,11 +264,7 @@ class AttentionDecoder(nn.Module):
         Returns:
             ``(log_probs (N, V), new state)``; ``new_state.attn`` is ``(N, S)``.
         """
-        table = self._token_table()
-        if table is not None:
-            x_proj = table.index_select(0, prev_tokens)  # (N, G)
-        else:
-            x_proj = self._embed_proj(self.dropout(self.embedding(prev_tokens)))  # (N, G)
+        x_proj = self._embed_proj(self.dropout(self.embedding(prev_tokens)))  # (N, G)
         hs = list(state.hidden.unbind(0))
         cs = list(state.cell.unbind(0)) if state.cell is not None else None
         att, weights, hs, cs = self._step(

@@ -1,4 +1,4 @@
-"""Tests for seq2seq.train_data: a job's pairs, sentencepiece models and encoded datasets."""
+"""Tests for seq2seq.training.job_data: a job's pairs, sentencepiece models and encoded datasets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from seq2seq.config import DataConfig
-from seq2seq.distributed import DistContext
 from seq2seq.tokenizer import Tokenizer, train_tokenizers
-from seq2seq.train_data import encode_datasets, load_pairs, train_job_tokenizers
+from seq2seq.training.distributed import DistContext
+from seq2seq.training.job_data import encode_datasets, load_pairs, train_job_tokenizers
 
 SRC = ["das Haus ist klein", "der Hund", "ein sehr sehr sehr langer Satz hier", "gut"]
 TGT = ["the house is small", "the dog", "a very very very long sentence here", ""]

@@ -1,9 +1,10 @@
 """Validation during training: dev loss/perplexity and sacreBLEU of search output.
 
 The loss is the training objective under teacher forcing (label-smoothed, padding-masked, per
-target token); BLEU and chrF score the detokenized best hypotheses of
-:func:`seq2seq.search.search` (greedy or beam) against the raw dev references, as
-``seq2seq-evaluate`` would. Runs in the calling process; the trainer calls it on rank 0 only.
+target token); BLEU and chrF score the best hypotheses of a
+:class:`~seq2seq.inference.Translator` around the live model (greedy or beam) against the raw dev
+references: the same code path as ``seq2seq-evaluate``. Runs in the calling process; the trainer
+calls it on rank 0 only.
 """
 
 from __future__ import annotations
@@ -14,41 +15,13 @@ import math
 import torch
 
 from seq2seq.config import SearchConfig
-from seq2seq.data import ParallelDataset, TokenBatchSampler, pad_sequences
-from seq2seq.loss import label_smoothed_cross_entropy
+from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.inference import Translator
+from seq2seq.metrics import corpus_scores
 from seq2seq.model import Seq2Seq
 from seq2seq.runtime import autocast
 from seq2seq.tokenizer import Tokenizer
-
-
-def translate_ids(model: Seq2Seq, tgt_tok: Tokenizer, srcs: list[list[int]], scfg: SearchConfig,
-                  device: torch.device, amp_dtype: torch.dtype | None = None) -> list[str]:
-    """Detokenized best hypotheses for source id lists (sorted by length for batching).
-
-    Args:
-        model: the model (its train/eval mode is left to the search).
-        tgt_tok: target tokenizer (decodes the hypotheses).
-        srcs: source ids without special tokens (empty ones give ``""``).
-        scfg: search settings; ``batch_size`` sentences per search call.
-        device: where ``model`` runs.
-        amp_dtype: autocast dtype (None = fp32).
-
-    Returns:
-        One string per source, in input order.
-    """
-    from seq2seq.search import search
-
-    out = [""] * len(srcs)
-    order = sorted((i for i in range(len(srcs)) if srcs[i]), key=lambda i: len(srcs[i]))
-    bs = max(1, scfg.batch_size)
-    for start in range(0, len(order), bs):
-        chunk = order[start : start + bs]
-        src, src_len = pad_sequences([srcs[i] for i in chunk])  # (B, S), (B,)
-        with autocast(device, amp_dtype):
-            hyps = search(model, src.to(device), src_len.to(device), scfg)
-        for i, h in zip(chunk, hyps, strict=True):
-            out[i] = tgt_tok.decode(h[0].tokens)
-    return out
+from seq2seq.training.loss import label_smoothed_cross_entropy
 
 
 @torch.no_grad()
@@ -75,8 +48,6 @@ def dev_scores(model: Seq2Seq, dev_set: ParallelDataset, dev_pairs: list[tuple[s
         ``{"loss", "nll", "ppl", "bleu", "chrf"}`` (loss and nll per target token; perplexity
         ``exp(nll)``, capped at ``exp(50)``).
     """
-    from seq2seq.metrics import corpus_scores
-
     was_training = model.training
     model.eval()
     try:
@@ -92,8 +63,8 @@ def dev_scores(model: Seq2Seq, dev_set: ParallelDataset, dev_pairs: list[tuple[s
             ntok += out.ntokens
         scfg = dataclasses.replace(search_cfg, beam_size=beam_size, n_best=1,
                                    return_alignment=False)
-        hyps = translate_ids(model, tgt_tok, [src_tok.encode(p[0]) for p in dev_pairs], scfg,
-                             device, amp_dtype)
+        translator = Translator(model, src_tok, tgt_tok, device=device, amp_dtype=amp_dtype)
+        hyps = [t.text for t in translator.translate([p[0] for p in dev_pairs], scfg)]
         scores = corpus_scores(hyps, [p[1] for p in dev_pairs])
     finally:
         model.train(was_training)

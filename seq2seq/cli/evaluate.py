@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,11 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, OmegaConf
 
-from seq2seq.config import SearchConfig
+from seq2seq.config import SearchConfig, plain
 
 SPLITS = ("dev", "test")
 # conf/ beside the package (the repository root), absolute so any cwd works
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 @dataclass
@@ -65,15 +65,6 @@ class EvaluateConfig:
     tokenize: str = "13a"
     lowercase: bool = False
     progress: bool = True
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; others unchanged."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def split_files(cfg: EvaluateConfig, bundle_meta: dict[str, Any]) -> tuple[str, str]:
@@ -113,11 +104,12 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     from tqdm import tqdm
 
     from seq2seq.data import load_parallel
+    from seq2seq.inference.translator import Translator
     from seq2seq.metrics import corpus_scores
-    from seq2seq.translator import Translator
+    from seq2seq.runtime import resolve_device
 
     ckpt = Path(to_absolute_path(cfg.checkpoint))
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, key="device")
     translator = Translator.from_checkpoint(ckpt, device=device)
     src_path, ref_path = split_files(cfg, translator.meta)
     pairs = load_parallel(src_path, ref_path)
@@ -150,8 +142,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "ref": ref_path,
         "hypotheses": str(hyp_path),
         "scores": str(json_path),
-        "device": device,
-        "search": asdict(cfg.search),
+        "device": str(device),
+        "search": plain(cfg.search),
     }
     tmp = json_path.with_name(json_path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-SCHEDULES = ("plateau", "inverse_sqrt", "noam", "constant")
+from seq2seq.config import Schedule
 
 
 class LRSchedule:
@@ -30,37 +30,28 @@ class LRSchedule:
 
     Args:
         optimizer: the optimizer whose param groups get the rate.
-        kind: one of :data:`SCHEDULES`.
+        kind: the :class:`~seq2seq.config.Schedule`.
         lr: peak learning rate.
         warmup_steps: linear warmup length in updates (0 = none).
         lr_decay: plateau multiplier in ``(0, 1]``.
         lr_patience: validations without improvement before a plateau decay.
         min_lr: floor of the decayed rate (warmup may start lower).
 
-    Raises:
-        ValueError: unknown ``kind`` or out-of-range settings (the message names them).
+    The ranges are checked once, by :func:`seq2seq.config.check_train_job`.
     """
 
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        kind: str = "plateau",
+        kind: Schedule = Schedule.plateau,
         lr: float = 1e-3,
         warmup_steps: int = 0,
         lr_decay: float = 0.5,
         lr_patience: int = 2,
         min_lr: float = 0.0,
     ) -> None:
-        if kind not in SCHEDULES:
-            raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {kind!r}")
-        if lr <= 0:
-            raise ValueError(f"train.lr must be positive, got {lr}")
-        if warmup_steps < 0:
-            raise ValueError(f"train.warmup_steps must be >= 0, got {warmup_steps}")
-        if not 0.0 < lr_decay <= 1.0:
-            raise ValueError(f"train.lr_decay must be in (0, 1], got {lr_decay}")
         self.optimizer = optimizer
-        self.kind = kind
+        self.kind = Schedule(kind)
         self.base_lr = lr
         self.warmup_steps = warmup_steps
         self.lr_decay = lr_decay
@@ -136,7 +127,7 @@ class LRSchedule:
     def state_dict(self) -> dict[str, Any]:
         """Plain-data state (for the checkpoint bundle)."""
         return {
-            "kind": self.kind,
+            "kind": self.kind.value,
             "step_count": self.step_count,
             "scale": self.scale,
             "best": self.best,

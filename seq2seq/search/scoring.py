@@ -1,0 +1,168 @@
+"""What greedy and beam search share: hypotheses, the decoder protocol, length normalisation,
+maximum lengths, step masks (min length, forced EOS, n-gram blocking) and the decoding order.
+
+The exact semantics are in the :mod:`seq2seq.search` package docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from seq2seq.config import SearchConfig, check_search_config
+from seq2seq.tokenizer import EOS_ID
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class Hypothesis:
+    """One finished output sequence.
+
+    Attributes:
+        tokens: target ids without BOS/EOS.
+        score: length-normalised score used for ranking (see module docstring).
+        log_prob: raw sum of token log-probs, EOS included.
+        alignment: ``(len(tokens) + 1, S_real)`` attention rows (last row = EOS step), or None.
+    """
+
+    tokens: list[int]
+    score: float
+    log_prob: float
+    alignment: torch.Tensor | None = None
+
+
+class DecoderModel(Protocol):
+    """The decoder protocol search needs (see module docstring)."""
+
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> Any: ...
+
+    def init_state(self, enc: Any) -> Any: ...
+
+    def step(self, prev_tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]: ...
+
+    def reorder_state(self, state: Any, index: torch.Tensor) -> Any: ...
+
+
+def normalise(log_prob: torch.Tensor, length: torch.Tensor | int, cfg: SearchConfig) -> torch.Tensor:
+    """Length-normalised score.
+
+    Args:
+        log_prob: ``(...)`` raw summed log-probs.
+        length: ``(...)`` or scalar ``L`` (tokens + EOS).
+        cfg: search options (``length_penalty``, ``alpha``).
+
+    Returns:
+        ``(...)`` float64 scores (float64 everywhere, so greedy and beam agree bit for bit).
+    """
+    log_prob = log_prob.double()
+    if cfg.length_penalty == "none":
+        return log_prob
+    length = torch.as_tensor(length, dtype=torch.float64, device=log_prob.device)
+    if cfg.length_penalty == "average":
+        return log_prob / length
+    return log_prob / ((5.0 + length) / 6.0) ** cfg.alpha
+
+
+def max_lengths(src_len: torch.Tensor, cfg: SearchConfig) -> torch.Tensor:
+    """``floor(max_len_a * src_len + max_len_b)`` clamped at 0, from the true lengths.
+
+    Args:
+        src_len: ``(B,)`` long.
+
+    Returns:
+        ``(B,)`` long maximum number of output tokens (EOS excluded).
+    """
+    return torch.floor(src_len.double() * cfg.max_len_a + cfg.max_len_b).long().clamp(min=0)
+
+
+@contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """Eval mode + inference mode for the duration of a search; restores the training flag."""
+    was_training = bool(getattr(model, "training", False))
+    if was_training:
+        model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor,
+           max_len: torch.Tensor, ngram: int) -> torch.Tensor:
+    """Apply min length, forced EOS at max length and n-gram blocking.
+
+    Args:
+        logp: ``(N, V)`` log-probs of this step (modified in place where possible).
+        t: tokens generated so far.
+        hist: ``(N, >= t)`` generated tokens; the first ``t`` columns are used.
+        min_len, max_len: ``(N,)`` long per-row limits.
+        ngram: no-repeat n-gram size (0 = off).
+
+    Returns:
+        ``(N, V)`` masked log-probs.
+    """
+    early = min_len > t  # (N,)
+    if bool(early.any()):
+        logp[:, EOS_ID].masked_fill_(early, NEG_INF)
+    if ngram > 0 and t >= ngram:
+        win = hist[:, :t].unfold(1, ngram, 1)  # (N, t-n+1, n)
+        suffix = hist[:, t - ngram + 1:t]  # (N, n-1)
+        match = (win[:, :, :-1] == suffix[:, None, :]).all(2)  # (N, t-n+1)
+        rows, pos = match.nonzero(as_tuple=True)
+        logp[rows, win[rows, pos, -1]] = NEG_INF
+    forced = max_len <= t  # (N,)
+    if bool(forced.any()):
+        eos = logp[:, EOS_ID].clone()  # (N,)
+        logp.masked_fill_(forced[:, None], NEG_INF)
+        logp[:, EOS_ID] = torch.where(forced, eos, logp[:, EOS_ID])
+    return logp
+
+
+def longest_first(src_len: torch.Tensor) -> torch.Tensor:
+    """Decoding order: sentences by true source length, longest first (stable).
+
+    Args:
+        src_len: ``(B,)`` long true source lengths.
+
+    Returns:
+        ``(B,)`` long original sentence ids in decoding order.
+    """
+    return src_len.argsort(descending=True, stable=True)  # (B,)
+
+
+@dataclass
+class Limits:
+    """Per-sentence length limits of one search call (see the package docstring).
+
+    Attributes:
+        src_len: ``(B,)`` long true source lengths, on the source's device.
+        max_len: ``(B,)`` long maximum output tokens (EOS excluded).
+        min_len: ``(B,)`` long minimum output tokens before EOS is allowed.
+        steps: number of decoder steps the longest sentence may take (``max(max_len) + 1``).
+    """
+
+    src_len: torch.Tensor
+    max_len: torch.Tensor
+    min_len: torch.Tensor
+    steps: int
+
+
+def limits(src: torch.Tensor, src_len: torch.Tensor, cfg: SearchConfig) -> Limits:
+    """Check ``cfg`` and compute the length limits of a batch.
+
+    Args:
+        src: ``(B, S)`` long source ids (only its device is used).
+        src_len: ``(B,)`` long true source lengths.
+        cfg: search options.
+    """
+    check_search_config(cfg)
+    src_len = src_len.to(src.device)
+    max_len = max_lengths(src_len, cfg)  # (B,)
+    return Limits(src_len, max_len, max_len.clamp(max=cfg.min_len), int(max_len.max()) + 1)
