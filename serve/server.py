@@ -38,6 +38,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from litserve.callbacks import EventTypes
 from litserve.server import RegularRequestHandler
+from starlette.requests import ClientDisconnect
 
 from seq2seq.config import SearchConfig, ServeConfig, plain
 from serve.api import TranslatorAPI
@@ -101,11 +102,17 @@ class ValidatingRequestHandler(RegularRequestHandler):
     async def _prepare_request(self, request: Request, request_type: Any) -> dict:
         limit = max_body_bytes(self.cfg)
         body, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
-            body.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+                body.append(chunk)
+        except ClientDisconnect:  # normal traffic: one short line, no traceback, nothing queued
+            client = f"{request.client.host}:{request.client.port}" if request.client else "?"
+            logger.info("client %s disconnected before its request body arrived", client)
+            raise HTTPException(400, "client disconnected before the request body arrived") \
+                from None
         try:
             payload = parse_body(b"".join(body), self.cfg)
             req = validate_payload(payload, self.cfg, self.count_tokens, self.default_beam)

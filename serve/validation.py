@@ -116,7 +116,8 @@ def parse_body(body: bytes, cfg: ServeConfig) -> object:
     """Decode a raw request body as UTF-8 JSON.
 
     Raises:
-        RequestError: 413 when over :func:`max_body_bytes`, 400 when not UTF-8 or not JSON.
+        RequestError: 413 when over :func:`max_body_bytes`, 400 when not UTF-8, not JSON, nested
+            too deeply for the parser or holding a number Python will not convert.
     """
     limit = max_body_bytes(cfg)
     if len(body) > limit:
@@ -135,6 +136,11 @@ def parse_body(body: bytes, cfg: ServeConfig) -> object:
         raise RequestError(
             400, f"request body is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})"
         ) from None
+    except RecursionError:
+        raise RequestError(400, "request body is not valid JSON here: arrays or objects are "
+                                "nested too deeply") from None
+    except ValueError as e:  # e.g. an integer literal with more digits than Python converts
+        raise RequestError(400, f"request body is not valid JSON here: {e}") from None
 
 
 def _int_field(payload: dict, name: str, upper: int) -> int | None:

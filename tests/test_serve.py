@@ -263,6 +263,8 @@ BAD_REQUESTS = [
     ({"text": "Gott", "max_length": 81}, 422, "'max_length' must be between 1 and 80"),
     ({"text": "Gott", "return_alignment": "yes"}, 422, "'return_alignment' must be true"),
     (b" " * 200_000, 413, "request body"),
+    (b"[" * 16_000 + b"]" * 16_000, 400, "nested too deeply"),
+    (b'{"text": "Gott", "beam_size": ' + b"9" * 5000 + b"}", 400, "not valid JSON here"),
 ]
 
 
@@ -275,6 +277,39 @@ def test_bad_input_gets_4xx_and_server_keeps_serving(server, expected, body, sta
     assert message in r.json()["detail"]
     ok = post(server, {"text": SHORT})
     assert ok.status_code == 200 and ok.json()["translations"][0]["text"] == expected[SHORT].text
+
+
+@pytest.mark.slow
+def test_text_without_subword_pieces_gets_an_empty_translation(server, expected):
+    """Zero-width characters encode to no pieces: an empty translation with score 0, like the
+    Translator API and the CLI, and the neighbours in the same request are translated."""
+    r = post(server, {"texts": ["\u200b\u200b\u200b", SHORT, "\u200c"]})
+    assert r.status_code == 200, r.text
+    out = r.json()["translations"]
+    assert [(t["text"], t["score"]) for t in (out[0], out[2])] == [("", 0.0), ("", 0.0)]
+    assert out[1]["text"] == expected[SHORT].text
+    r = post(server, {"text": "\u200b", "return_alignment": True, "n_best": 2})
+    assert r.status_code == 200, r.text
+    (t,) = r.json()["translations"]
+    assert (t["text"], t["alignment"], t["src_pieces"], t["tgt_pieces"]) == ("", [], [], [])
+    assert t["n_best"] == [{"text": "", "score": 0.0}]
+
+
+@pytest.mark.slow
+def test_client_disconnecting_mid_body_is_one_log_line(server, expected):
+    """A client that hangs up before its body arrives is normal traffic: no traceback."""
+    import socket
+
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                         b"\r\nContent-Length: 1000\r\n\r\n{\"text\": \"Und")
+            time.sleep(0.2)
+    time.sleep(0.5)
+    ok = post(server, {"text": SHORT})
+    assert ok.status_code == 200 and ok.json()["translations"][0]["text"] == expected[SHORT].text
+    log = server.log_path.read_text(errors="replace")
+    assert "Unhandled exception" not in log and "Traceback" not in log, log[-3000:]
 
 
 @pytest.mark.slow

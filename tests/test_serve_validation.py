@@ -119,12 +119,25 @@ def test_parse_body_accepts_utf8_json():
     ('{"text": "Grüße"}'.encode("latin-1"), 400, "not valid UTF-8 (byte 0xfc at offset 12)"),
     (b'{"text": ', 400, "not valid JSON: Expecting value (line 1, column 10)"),
     (b"{'text': 'a'}", 400, "not valid JSON"),
+    (b'{"beam_size": ' + b"9" * 5000 + b"}", 400, "not valid JSON here: Exceeds the limit"),
 ])
 def test_parse_body_errors(body, status, message):
     with pytest.raises(RequestError) as info:
         parse_body(body, CFG)
     assert info.value.status == status
     assert message in info.value.message
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+])
+def test_parse_body_rejects_deep_nesting_as_a_client_error(body):
+    """Nesting deeper than Python's recursion limit is a 400, not a RecursionError (500)."""
+    with pytest.raises(RequestError) as info:
+        parse_body(body, ServeConfig())  # default limits: the body is within the byte limit
+    assert (info.value.status, info.value.message) == (
+        400, "request body is not valid JSON here: arrays or objects are nested too deeply")
 
 
 def test_parse_body_rejects_oversized_bodies():
