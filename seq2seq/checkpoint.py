@@ -132,7 +132,8 @@ def save_bundle(path: str | os.PathLike, bundle: dict[str, Any]) -> None:
 
     The bundle is written to ``<path>.tmp`` in the same directory, flushed and fsynced, then
     renamed over ``path`` with ``os.replace``. If anything fails before the rename, the temporary
-    file is removed and an existing ``path`` is untouched.
+    file is removed and an existing ``path`` is untouched; an I/O failure (disk full, ...) is
+    raised as ``OSError`` even where torch's writer wraps it in a ``RuntimeError``.
 
     Args:
         path: destination file; parent directories are created.
@@ -153,8 +154,11 @@ def save_bundle(path: str | os.PathLike, bundle: dict[str, Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        io_err = _io_error_in(err)
+        if io_err is not None and io_err is not err:  # torch's zip writer hides ENOSPC
+            raise OSError(io_err.errno, io_err.strerror or str(io_err)) from err
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -166,6 +170,17 @@ def save_bundle(path: str | os.PathLike, bundle: dict[str, Any]) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def _io_error_in(err: BaseException) -> OSError | None:
+    """The first ``OSError`` in ``err``'s cause/context chain (``err`` itself included)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

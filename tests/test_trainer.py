@@ -215,3 +215,30 @@ def test_overfits_20_pairs_to_bleu_above_90(tiny_corpus: dict[str, Path], tmp_pa
                                                             dev_max_sentences=0))
     res = Trainer(job, tmp_path / "run").fit()
     assert res.best_bleu > 90.0, res.last_dev
+
+
+def test_a_failing_checkpoint_write_stops_training_and_keeps_the_last_good_one(
+        tiny_corpus: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disk full at the second save (update 8): a clear error, last/best.pt of update 4 intact."""
+    import errno
+
+    import seq2seq.checkpoint as ckpt_mod
+    from seq2seq.training.run_checkpoints import CheckpointWriteError
+
+    real_save, calls = torch.save, []
+
+    def full_after_first_save(obj: object, f: object) -> None:
+        calls.append(1)
+        if len(calls) > 2:  # update 4 writes last.pt and best.pt
+            real_save({"x": torch.zeros(10)}, f)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, f)
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", full_after_first_save)
+    with pytest.raises(CheckpointWriteError, match="last.pt: No space left on device"):
+        Trainer(tiny_job(tiny_corpus), tmp_path).fit()
+    monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
+    ck = tmp_path / "checkpoints"
+    assert load_bundle(ck / "last.pt")["train_state"]["step"] == 4
+    assert load_bundle(ck / "best.pt")["meta"]["step"] == 4
+    assert not list(ck.glob("*.tmp"))

@@ -40,6 +40,7 @@ from seq2seq.config import (
 )
 from seq2seq.runtime import resolve_device
 from seq2seq.training import distributed as D
+from seq2seq.training.run_checkpoints import CheckpointWriteError
 from seq2seq.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,16 @@ def _run(cfg: DictConfig) -> float | None:
         if ctx.is_main:
             log.info("run dir: %s%s", run_dir,
                      f" ({ctx.world_size} DDP ranks)" if ctx.enabled else "")
-        result = Trainer(job, run_dir, ctx).fit()
+        try:
+            result = Trainer(job, run_dir, ctx).fit()
+        except CheckpointWriteError as err:  # disk full etc.: one clear line, exit 1
+            raise SystemExit(f"seq2seq-train: error: {err}") from None
     finally:
         D.destroy()
+    if result.stop_reason == "preempted" and ctx.is_main:
+        log.warning("stopped by a signal at update %d; %s/checkpoints/last.pt holds the run. "
+                    "Resume with: seq2seq-train hydra.run.dir=%s train.resume=true "
+                    "(and the same other options)", result.step, run_dir, run_dir)
     return result.best_bleu
 
 

@@ -8,7 +8,8 @@
   of the best validation so far.
 
 Every file is replaced atomically (written beside, then ``os.replace``-d), so a run killed at any
-moment leaves complete files behind. Only rank 0 writes; :meth:`RunCheckpoints.load_resume` is
+moment leaves complete files behind, and a write that fails (disk full) removes its partial file
+and raises :class:`CheckpointWriteError`, leaving the previous files as they were. Only rank 0 writes; :meth:`RunCheckpoints.load_resume` is
 collective so every rank agrees on whether a run is resumed.
 """
 
@@ -24,6 +25,21 @@ from seq2seq.checkpoint import load_bundle, save_bundle
 from seq2seq.training import distributed as D
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, I/O error); the files before it are intact.
+
+    Args:
+        path: the file that was being written.
+        err: the underlying error.
+    """
+
+    def __init__(self, path: Path, err: OSError) -> None:
+        super().__init__(
+            f"could not write checkpoint {path}: {err.strerror or err}; nothing partial was left "
+            f"behind and the earlier checkpoints in {path.parent} are unchanged")
+        self.path = path
 
 
 class RunCheckpoints:
@@ -74,11 +90,16 @@ class RunCheckpoints:
             bundle: the full bundle (with training state).
             keep_last: step files to keep (0 = write none).
         """
-        save_bundle(self.last, bundle)
+        self._write(self.last, bundle)
         if keep_last > 0:
             step_path = self.ckpt_dir / f"step_{step}.pt"
-            shutil.copyfile(self.last, step_path.with_name(step_path.name + ".tmp"))
-            os.replace(step_path.with_name(step_path.name + ".tmp"), step_path)
+            tmp = step_path.with_name(step_path.name + ".tmp")
+            try:
+                shutil.copyfile(self.last, tmp)
+                os.replace(tmp, step_path)
+            except OSError as err:
+                tmp.unlink(missing_ok=True)
+                raise CheckpointWriteError(step_path, err) from err
             olds = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
             for p in olds[:-keep_last]:
                 p.unlink(missing_ok=True)
@@ -89,4 +110,12 @@ class RunCheckpoints:
         Args:
             bundle: the lean bundle (``train_state`` None).
         """
-        save_bundle(self.best, bundle)
+        self._write(self.best, bundle)
+
+    @staticmethod
+    def _write(path: Path, bundle: dict[str, Any]) -> None:
+        """:func:`~seq2seq.checkpoint.save_bundle`, its I/O errors as :class:`CheckpointWriteError`."""
+        try:
+            save_bundle(path, bundle)
+        except OSError as err:
+            raise CheckpointWriteError(path, err) from err

@@ -5,9 +5,8 @@ Hydra here) and does everything ``seq2seq-train`` promises, with the parts in th
 
 * sentencepiece models trained from the training split, or taken from the checkpoint on resume
   (:mod:`seq2seq.training.job_data`);
-* teacher-forced, label-smoothed, padding-masked cross entropy over all target positions,
-  normalised by the number of target tokens in the *whole* update (all micro-batches of the
-  gradient accumulation and all DDP ranks), Adam/AdamW, gradient clipping, an
+* updates of label-smoothed cross entropy normalised by the target tokens of the *whole*
+  update (:mod:`seq2seq.training.update`), Adam/AdamW, an
   :class:`~seq2seq.training.schedule.LRSchedule`;
 * CUDA with bf16/fp16 autocast (+ ``GradScaler`` for fp16) or CPU fp32 (:mod:`seq2seq.runtime`);
 * validation every ``validate_every`` updates and/or ``validate_minutes``: dev loss, perplexity and
@@ -16,7 +15,12 @@ Hydra here) and does everything ``seq2seq-train`` promises, with the parts in th
 * checkpoints ``checkpoints/{last,best,step_<N>}.pt`` (:mod:`seq2seq.training.run_checkpoints`) holding
   everything needed to resume exactly (optimizer, schedule, sampler position, every rank's RNG
   state, history), so a run killed at any moment continues without repeating or skipping data;
-* ``<run_dir>/metrics.csv`` and ``<run_dir>/curves.png`` (:mod:`seq2seq.training.history`).
+* ``<run_dir>/metrics.csv`` and ``<run_dir>/curves.png`` (:mod:`seq2seq.training.history`);
+* SIGTERM or SIGINT (a scheduler's preemption notice, Ctrl-C): every rank stops at the same
+  update boundary, ``last.pt`` is written and :meth:`Trainer.fit` returns with stop reason
+  ``"preempted"`` (:mod:`seq2seq.training.preemption`); a checkpoint that cannot be written
+  stops training with :class:`~seq2seq.training.run_checkpoints.CheckpointWriteError`, the
+  earlier files intact.
 
 Under ``torchrun`` each rank takes ``batches[rank::world_size]`` of every epoch's batch list; only
 rank 0 writes files, validates, and broadcasts the dev scores so every rank stops together.
@@ -24,7 +28,6 @@ rank 0 writes files, validates, and broadcasts the dev scores so every rank stop
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -46,14 +49,21 @@ from seq2seq.config import TrainJobConfig, check_train_job, plain
 from seq2seq.data import Batch, TokenBatchSampler
 from seq2seq.inference import Translator
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.runtime import autocast, resolve_device, resolve_precision, rng_state, set_rng_state
+from seq2seq.runtime import (
+    precision_reason,
+    resolve_device,
+    resolve_precision,
+    rng_state,
+    set_rng_state,
+)
 from seq2seq.training import distributed as D
 from seq2seq.training.dev_eval import dev_scores
 from seq2seq.training.history import TrainingHistory
 from seq2seq.training.job_data import encode_datasets, load_pairs, train_job_tokenizers
-from seq2seq.training.loss import label_smoothed_cross_entropy
+from seq2seq.training.preemption import StopSignals
 from seq2seq.training.run_checkpoints import RunCheckpoints
 from seq2seq.training.schedule import LRSchedule
+from seq2seq.training.update import Updater
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +78,9 @@ class TrainResult:
         best_bleu: best dev BLEU (None if never validated).
         best_step: update of the best checkpoint.
         last_dev: scores of the last validation.
-        stop_reason: ``"max_steps"``, ``"max_epochs"``, ``"max_minutes"`` or ``"early_stopping"``.
+        stop_reason: ``"max_steps"``, ``"max_epochs"``, ``"max_minutes"``, ``"early_stopping"``
+            or ``"preempted"`` (SIGTERM/SIGINT: ``last.pt`` written, resume with
+            ``train.resume=true``).
         elapsed_s: training wall time, resumed segments included.
         run_dir: output directory.
     """
@@ -162,6 +174,9 @@ class Trainer:
             self.ddp: torch.nn.Module = DistributedDataParallel(self.model, device_ids=ids)
         else:
             self.ddp = self.model
+        self.updater = Updater(self.ddp, self.model, self.optimizer, self.schedule, self.scaler,
+                               self.device, self.amp_dtype, self.ctx.world_size, self.ctx.enabled,
+                               t.label_smoothing, t.clip_norm)
 
     def _restore(self, ts: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(ts["optimizer"])
@@ -263,52 +278,10 @@ class Trainer:
         return e + done / total
 
     def train_step(self, batches: list[Batch], global_tokens: int) -> dict[str, torch.Tensor]:
-        """One update from this rank's micro-batches (accumulated), loss / global tokens.
-
-        Args:
-            batches: this rank's ``accum_steps`` micro-batches, on the device.
-            global_tokens: target tokens of the update summed over micro-batches and ranks.
-
-        Returns:
-            Detached sums ``{"loss", "nll", "ntokens"}`` of this rank and the gradient norm.
-        """
-        t = self.cfg.train
-        scale = self.ctx.world_size / max(global_tokens, 1)  # DDP averages over ranks
-        loss_sum = torch.zeros((), device=self.device)
-        nll_sum = torch.zeros((), device=self.device)
-        ntok = 0
-        for i, b in enumerate(batches):
-            sync = i == len(batches) - 1
-            no_sync = (self.ddp.no_sync() if self.ctx.enabled and not sync
-                       else contextlib.nullcontext())
-            with no_sync:
-                with autocast(self.device, self.amp_dtype):
-                    logits = self.ddp(b.src, b.src_len, b.tgt_in)  # (B, T, V)
-                out = label_smoothed_cross_entropy(logits, b.tgt_out, t.label_smoothing)
-                loss = out.loss * scale
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
-            loss_sum += out.loss.detach()
-            nll_sum += out.nll
-            ntok += out.ntokens
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        params = self.model.parameters()
-        if t.clip_norm > 0:
-            gnorm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm)
-        else:
-            gnorm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        elif torch.isfinite(gnorm):
-            self.optimizer.step()
-        else:
-            log.warning("non-finite gradient norm at update %d: update skipped", self.step + 1)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.schedule.step()
+        """One update (:class:`~seq2seq.training.update.Updater`); counts it."""
+        stats = self.updater(batches, global_tokens, self.step)
         self.step += 1
-        return {"loss": loss_sum, "nll": nll_sum, "ntokens": torch.tensor(float(ntok)),
-                "gnorm": gnorm.detach()}
+        return stats
 
     def _stop_reason(self) -> str | None:
         t = self.cfg.train
@@ -354,6 +327,9 @@ class Trainer:
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self._build()
+        if self.ctx.is_main:
+            log.info("device %s, precision %s", self.device,
+                     precision_reason(t.precision, self.device))
         self._t_start = time.perf_counter()
         self._last_val_time = self._t_start
         stream = self._stream()
@@ -365,7 +341,7 @@ class Trainer:
                    mininterval=0.5 if tty else 30.0)
         self.model.train()
         reason = None
-        with logging_redirect_tqdm():
+        with logging_redirect_tqdm(), StopSignals() as stop:
             while True:
                 time_up = t.max_minutes > 0 and self.elapsed() >= t.max_minutes * 60
                 reason = self._stop_reason()
@@ -377,10 +353,13 @@ class Trainer:
                 batches = [self.train_set.batch(i).to(self.device) for i in idx]
                 # agree on the update's token count and on time-based decisions (rank clocks differ)
                 sync = torch.tensor([sum(b.ntokens for b in batches), float(time_up),
-                                     float(val_due)], dtype=torch.float64)
+                                     float(val_due), float(stop.requested)], dtype=torch.float64)
                 if self.ctx.enabled and self.device.type == "cuda":
                     sync = sync.to(self.device)
                 D.all_reduce_sum(sync, self.ctx)
+                if sync[3] > 0:  # SIGTERM/SIGINT on any rank: all stop before this update
+                    reason = "preempted"
+                    break
                 if sync[1] > 0:
                     reason = "max_minutes"
                     break
@@ -407,7 +386,9 @@ class Trainer:
                     t_log = now
                 if (t.validate_every > 0 and self.step % t.validate_every == 0) or sync[2] > 0:
                     self._validate_and_save()
-            if self.step > 0 and self.last_val_step != self.step:
+            if reason == "preempted":  # no validation: the grace period is short
+                self._save(improved=False)
+            elif self.step > 0 and self.last_val_step != self.step:
                 self._validate_and_save()
         bar.close()
         if self.ctx.is_main:
