@@ -7,7 +7,7 @@ RUN_DIR   ?= runs/default
 PORT      ?= 8000
 export PYTHONHASHSEED := 0
 
-.PHONY: venv run train evaluate serve test lint bench clean
+.PHONY: venv run train evaluate serve test lint bench gpu-check clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: venv
 	$(BIN)/python -m benchmarks.search
 	$(BIN)/python -m benchmarks.serve
 	$(BIN)/python -m benchmarks.ablation
+
+## on a CUDA machine: every CUDA test and the GPU tables (<= 10 min); says so and exits 0 elsewhere
+gpu-check: venv
+	bash benchmarks/gpu.sh
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

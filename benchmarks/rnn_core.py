@@ -100,11 +100,24 @@ def timeit(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
+DEVICE = torch.device("cpu")  # set by --device
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def gemm_gflops(repeats: int, n: int = 2048) -> float:
     """The machine's large float32 GEMM throughput (``n x n @ n x n``) in GFLOP/s."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    return 2.0 * n**3 / timeit(lambda: torch.mm(a, b, out=out), repeats) / 1e9
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
+    out = torch.empty(n, n, device=DEVICE)
+
+    def mm() -> None:
+        torch.mm(a, b, out=out)
+        _sync()
+
+    return 2.0 * n**3 / timeit(mm, repeats) / 1e9
 
 
 def build(kind: str, impl: str, shape: Shape) -> nn.Module:
@@ -126,8 +139,9 @@ def measure(kind: str, shape: Shape, repeats: int) -> dict[str, tuple[float, flo
     rounds after a warm-up round), so interference from other jobs hits them alike.
     """
     torch.manual_seed(0)
-    x = torch.randn(shape.steps, shape.batch, shape.input_size, requires_grad=True)
-    modules = {impl: build(kind, impl, shape) for impl in IMPLS}
+    x = torch.randn(shape.steps, shape.batch, shape.input_size, device=DEVICE,
+                    requires_grad=True)
+    modules = {impl: build(kind, impl, shape).to(DEVICE) for impl in IMPLS}
 
     def out(m: nn.Module) -> Tensor:
         y = m(x)
@@ -137,6 +151,7 @@ def measure(kind: str, shape: Shape, repeats: int) -> dict[str, tuple[float, flo
         start = time.perf_counter()
         with torch.no_grad():
             out(m)
+        _sync()
         return time.perf_counter() - start
 
     def fwd_bwd(m: nn.Module) -> float:
@@ -144,6 +159,7 @@ def measure(kind: str, shape: Shape, repeats: int) -> dict[str, tuple[float, flo
         x.grad = None
         start = time.perf_counter()
         out(m).sum().backward()
+        _sync()
         return time.perf_counter() - start
 
     best = {impl: [math.inf, math.inf] for impl in IMPLS}
@@ -182,7 +198,8 @@ def run(repeats: int, shapes: list[Shape]) -> dict:
     return {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
+        "machine": (torch.cuda.get_device_name() if DEVICE.type == "cuda"
+                    else platform.processor() or platform.machine()),
         "repeats": repeats,
         "gemm_gflops": peak,
         "shapes": [asdict(s) for s in shapes],
@@ -217,7 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--shapes", nargs="+", default=[s.name for s in SHAPES])
     parser.add_argument("--json", help="also write the numbers to this JSON file")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (native = cuDNN there)")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     shapes = [s for s in SHAPES if s.name in args.shapes]
     result = run(args.repeats, shapes)

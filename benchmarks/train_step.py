@@ -23,6 +23,7 @@ from torch import nn
 
 from seq2seq.config import ModelConfig
 from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.runtime import autocast, resolve_device, resolve_precision
 from seq2seq.training.loss import label_smoothed_cross_entropy
 
 
@@ -99,29 +100,42 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--no-reference", action="store_true", help="skip the textbook model")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--precision", nargs="+", default=["fp32"],
+                    help="autocast precisions to time in one run (fp32 bf16 fp16 auto)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device, key="--device")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     cfg = ModelConfig(
         rnn=args.rnn, attention=args.attention, hidden_size=args.hidden, embed_dim=args.hidden
     )
-    src, src_len, tgt_in, tgt_out = make_batch(args.batch, args.src_len, args.tgt_len, args.vocab)
+    batch = make_batch(args.batch, args.src_len, args.tgt_len, args.vocab)
+    src, src_len, tgt_in, tgt_out = (t.to(device) for t in batch)
     ntok = int((tgt_out != 0).sum())
     print(f"{args.rnn}/{args.attention} H={args.hidden} B={args.batch} S={args.src_len} "
-          f"T={args.tgt_len} V={args.vocab} threads={args.threads} tgt_tokens={ntok}")
-    models = {"seq2seq": Seq2Seq(cfg, args.vocab, args.vocab)}
+          f"T={args.tgt_len} V={args.vocab} threads={args.threads} tgt_tokens={ntok} "
+          f"device={device}")
+    models = {}
+    for prec in args.precision:  # fp32 master weights; autocast casts per op
+        models[f"seq2seq {prec}"] = (Seq2Seq(cfg, args.vocab, args.vocab).to(device),
+                                     resolve_precision(prec, device, key="--precision"))
     if not args.no_reference and not args.profile and args.rnn == "gru" \
             and args.attention == "bahdanau":
-        models["textbook"] = TextbookSeq2Seq(args.vocab, args.hidden, args.hidden)
+        models["textbook"] = (TextbookSeq2Seq(args.vocab, args.hidden, args.hidden).to(device),
+                              None)
     results = {}
-    for name, model in models.items():
+    for name, (model, amp) in models.items():
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-        def train_step(model=model, opt=opt, name=name) -> None:
+        def train_step(model=model, opt=opt, name=name, amp=amp) -> None:
             opt.zero_grad(set_to_none=True)
-            logits = model(src, src_len, tgt_in)
-            if name == "seq2seq":
+            with autocast(device, amp):
+                logits = model(src, src_len, tgt_in)
+            logits = logits.float()  # loss in fp32
+            if name.startswith("seq2seq"):
                 out = label_smoothed_cross_entropy(logits, tgt_out, 0.1)
                 loss = out.loss / out.ntokens
             else:
@@ -130,6 +144,7 @@ def main() -> None:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            sync()
 
         train_step()  # warm-up
         if args.profile:
@@ -147,11 +162,13 @@ def main() -> None:
             cpu.append(time.process_time() - c0)
         best, med = min(times), sorted(times)[len(times) // 2]
         results[name] = ntok / best
-        print(f"{name:9s} step best {best * 1000:.0f} ms  median {med * 1000:.0f} ms  "
+        print(f"{name:14s} step best {best * 1000:.0f} ms  median {med * 1000:.0f} ms  "
               f"-> {ntok / best:.0f} tok/s best, {ntok / med:.0f} tok/s median; "
               f"process CPU {min(cpu) * 1000:.0f} ms/step")
-    if "textbook" in results:
-        print(f"speed-up over textbook PyTorch: {results['seq2seq'] / results['textbook']:.2f}x")
+    first = f"seq2seq {args.precision[0]}"
+    for name in results:
+        if name != first:
+            print(f"{name} / {first}: {results[name] / results[first]:.2f}x tokens/s")
 
 
 if __name__ == "__main__":

@@ -267,7 +267,7 @@ class TrainConfig(_Choices):
 
 
 @dataclass
-class ServeConfig:
+class ServeConfig(_Choices):
     """HTTP endpoint.
 
     Attributes:
@@ -283,9 +283,21 @@ class ServeConfig:
             longest source is at most this many times the shortest (short chunks first, each
             answered as soon as it is done); 0 = one chunk per search config.
         threads: torch CPU threads in the model worker (0 = torch's default).
-        timeout: seconds a request may wait in the queue before a 504.
+        timeout: the per-request deadline: seconds a request may wait in the queue before it is
+            answered 504 (one picked up in time is finished).
+        max_queue: requests accepted at once (queued or being translated); beyond it ``503``
+            with ``Retry-After``.
+        api_keys: when non-empty, ``/predict`` needs ``Authorization: Bearer <key>`` with one of
+            these (else 401); ``/health``, ``/info`` and the demo page stay open. Also read, one
+            per line, from the file named by the environment variable ``SEQ2SEQ_API_KEYS_FILE``
+            (keeps keys off the command line). Keys never appear in ``/info``, logs or errors.
+        precision: the model worker's precision: ``"auto"`` (bf16 where the device has native
+            bf16 matrix support, else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA).
         log_level: uvicorn/litserve log level (``"info"``, ``"warning"``, ...).
     """
+
+    _section: ClassVar[str] = "serve"
+    _choices: ClassVar[dict[str, type[Choice]]] = {"precision": Precision}
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -301,7 +313,15 @@ class ServeConfig:
     length_group_ratio: float = 2.0
     threads: int = 0
     timeout: float = 60.0
+    max_queue: int = 256
+    api_keys: list[str] = field(default_factory=list)
+    precision: Precision = Precision.auto
     log_level: str = "info"
+
+    def __repr__(self) -> str:  # never print the keys
+        shown = {k: str(v) if isinstance(v, Choice) else v for k, v in self.__dict__.items()
+                 if k != "api_keys"}
+        return f"{type(self).__name__}({shown}, api_keys=<{len(self.api_keys)} keys>)"
 
 
 @dataclass

@@ -47,29 +47,60 @@ def resolve_device(name: str | torch.device, key: str = "train.device") -> torch
         raise ValueError(f"{key} must be 'auto', 'cpu' or 'cuda', got {name!r}") from err
 
 
-def resolve_precision(name: Precision | str, device: torch.device) -> torch.dtype | None:
-    """``train.precision`` -> autocast dtype.
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` has native bf16 matrix support.
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: oneDNN's own check (AVX512-BF16 or AMX), not
+    ``/proc/cpuinfo``: without it a bf16 GEMM is emulated and far slower than float32.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def resolve_precision(name: Precision | str, device: torch.device,
+                      key: str = "train.precision") -> torch.dtype | None:
+    """A precision setting (``train.precision``, ``precision=`` of the CLIs and the server) ->
+    the compute dtype.
 
     Args:
-        name: ``"auto"`` (bf16 on CUDA when supported, else fp16; fp32 on CPU), ``"fp32"``,
-            ``"bf16"`` or ``"fp16"``.
-        device: the training device.
+        name: ``"auto"`` (bf16 where :func:`native_bf16`, else fp16 on CUDA and fp32 on CPU),
+            ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        device: where the model runs.
+        key: the setting's name, for the error message.
 
     Returns:
-        ``torch.bfloat16`` or ``torch.float16``, or None for fp32 (no autocast).
+        ``torch.bfloat16`` or ``torch.float16``, or None for fp32.
 
     Raises:
         ValueError: fp16 on CPU.
     """
     name = Precision(name)
     if name == Precision.auto:
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if native_bf16(device):
+            return torch.bfloat16
+        return torch.float16 if device.type == "cuda" else None
     table = {Precision.fp32: None, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
     if name == Precision.fp16 and device.type != "cuda":
-        raise ValueError("train.precision=fp16 needs CUDA; use bf16 or fp32 on CPU")
+        raise ValueError(f"{key}=fp16 needs CUDA; use bf16 or fp32 on CPU")
     return table[name]
+
+
+def precision_reason(name: Precision | str, device: torch.device) -> str:
+    """One line saying which precision :func:`resolve_precision` picks and why (logs, ``/info``)."""
+    dtype = resolve_precision(name, device)
+    chosen = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    if Precision(name) != Precision.auto:
+        return f"{chosen} (set explicitly)"
+    what = "GPU" if device.type == "cuda" else "CPU"
+    if native_bf16(device):
+        return f"bf16 (auto: this {what} has native bf16 matrix support)"
+    return f"{chosen} (auto: this {what} has no native bf16 matrix support)"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

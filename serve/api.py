@@ -37,6 +37,7 @@ from litserve.transport.base import MessageTransport
 from litserve.utils import LitAPIStatus, LoopResponseType, PickleableHTTPException
 
 from seq2seq.config import SearchConfig, ServeConfig
+from serve.shutdown import ignore_sigint
 from serve.validation import RequestError, TranslateRequest, validate_payload
 
 logger = logging.getLogger(__name__)
@@ -166,9 +167,11 @@ class TranslatorAPI(ls.LitAPI):
 
         from seq2seq.inference.translator import Translator
 
+        ignore_sigint()  # the main process stops this worker last (serve/shutdown.py)
         if self.serve_cfg.threads > 0:
             torch.set_num_threads(self.serve_cfg.threads)
-        self.translator = Translator.from_checkpoint(self.checkpoint, device=device)
+        self.translator = Translator.from_checkpoint(self.checkpoint, device=device,
+                                                     precision=self.serve_cfg.precision)
         logger.info("loaded %s (step %s) on %s", self.checkpoint, self.translator.step, device)
 
     def decode_request(self, request: dict, **kwargs: Any) -> Job:

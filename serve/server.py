@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import litserve as ls
+import torch
 from fastapi import HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from litserve.callbacks import EventTypes
@@ -41,7 +42,10 @@ from litserve.server import RegularRequestHandler
 from starlette.requests import ClientDisconnect
 
 from seq2seq.config import SearchConfig, ServeConfig, plain
+from seq2seq.runtime import precision_reason
+from serve.admission import Admission, load_api_keys
 from serve.api import TranslatorAPI
+from serve.shutdown import install_graceful_stop
 from serve.validation import (
     RequestError,
     TranslateBody,
@@ -57,7 +61,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
-@dataclass
+@dataclass(repr=False)  # ServeConfig's repr, which hides the API keys
 class ServeJobConfig(ServeConfig):
     """Top-level config of ``seq2seq-serve``: the :class:`ServeConfig` fields, plus these.
 
@@ -98,6 +102,15 @@ class ValidatingRequestHandler(RegularRequestHandler):
         self.default_beam = lit_api.search_cfg.beam_size
         tok = server.src_tokenizer
         self.count_tokens = (lambda text: len(tok.encode(text))) if tok is not None else None
+        self.admission = server.admission
+
+    async def handle_request(self, request: Request, request_type: Any) -> Any:
+        self.admission.check_key(request)  # 401 before anything is read
+        self.admission.enter()  # 503 + Retry-After when max_queue requests are in already
+        try:
+            return await super().handle_request(request, request_type)
+        finally:
+            self.admission.leave()
 
     async def _prepare_request(self, request: Request, request_type: Any) -> dict:
         limit = max_body_bytes(self.cfg)
@@ -135,7 +148,14 @@ class TranslationServer(ls.LitServer):
                  **kwargs: Any) -> None:
         self.model_description = info
         self.src_tokenizer = src_tokenizer
+        self.admission = Admission(load_api_keys(api.serve_cfg.api_keys), api.serve_cfg.max_queue)
         super().__init__(api, info_path="/server-info", **kwargs)
+
+    def _start_server(self, *args: Any, **kwargs: Any) -> dict:
+        workers = super()._start_server(*args, **kwargs)  # the HTTP processes are forked here
+        install_graceful_stop(list(workers.values()), self._shutdown_event.set,
+                              grace=self.uvicorn_graceful_timeout)
+        return workers
 
     def _register_internal_endpoints(self) -> None:
         super()._register_internal_endpoints()
@@ -157,7 +177,10 @@ class TranslationServer(ls.LitServer):
                 "search": plain(api.search_cfg),
                 "limits": {k: getattr(api.serve_cfg, k) for k in (
                     "max_chars", "max_tokens", "max_texts", "max_beam_size", "max_n_best",
-                    "max_length")},
+                    "max_length", "max_queue", "timeout")},
+                "auth": self.admission.auth,
+                "precision": precision_reason(api.serve_cfg.precision, torch.device(
+                    "cuda" if accelerator() != "cpu" else "cpu")),
                 "batching": {"max_batch_size": api.max_batch_size,
                              "batch_timeout": api.batch_timeout,
                              "length_group_ratio": api.serve_cfg.length_group_ratio},
@@ -369,7 +392,10 @@ def main() -> None:
         job = _to_dataclass(cfg)
         if not Path(job.checkpoint).is_file():
             raise SystemExit(f"seq2seq-serve: checkpoint {job.checkpoint} does not exist")
-        serve(job)
+        try:
+            serve(job)
+        except ValueError as err:  # e.g. an unreadable API-key file: one line, no traceback
+            raise SystemExit(f"seq2seq-serve: error: {err}") from None
 
     given = {a.split("=", 1)[0] for a in sys.argv[1:]}
     sys.argv += [d for d in _HYDRA_DEFAULTS if d.split("=", 1)[0] not in given]

@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 
+from seq2seq import runtime
 from seq2seq.runtime import autocast, resolve_device, resolve_precision, rng_state, set_rng_state
 
 CPU = torch.device("cpu")
@@ -27,14 +28,29 @@ def test_resolve_device_cuda_without_gpu() -> None:
         resolve_device("cuda")
 
 
-def test_resolve_precision_on_cpu() -> None:
-    assert resolve_precision("auto", CPU) is None
+def test_resolve_precision_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_precision("auto", CPU) is (torch.bfloat16 if runtime.native_bf16(CPU) else None)
+    for native, auto, reason in ((True, torch.bfloat16, "bf16 (auto: this CPU has native bf16 "
+                                  "matrix support)"),
+                                 (False, None, "fp32 (auto: this CPU has no native bf16 matrix "
+                                  "support)")):
+        monkeypatch.setattr(runtime, "native_bf16", lambda device, n=native: n)
+        assert resolve_precision("auto", CPU) is auto
+        assert runtime.precision_reason("auto", CPU) == reason
+        assert runtime.precision_reason("bf16", CPU) == "bf16 (set explicitly)"
     assert resolve_precision("fp32", CPU) is None
     assert resolve_precision("bf16", CPU) is torch.bfloat16
     with pytest.raises(ValueError, match="Precision"):
         resolve_precision("fp8", CPU)
     with pytest.raises(ValueError, match=r"train\.precision=fp16 needs CUDA"):
         resolve_precision("fp16", CPU)
+    with pytest.raises(ValueError, match=r"^precision=fp16 needs CUDA"):
+        resolve_precision("fp16", CPU, key="precision")
+
+
+def test_native_bf16_asks_onednn_not_cpuinfo() -> None:
+    """The answer is oneDNN's (AVX512-BF16/AMX), whatever /proc/cpuinfo says."""
+    assert runtime.native_bf16(CPU) is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def test_autocast() -> None:

@@ -200,6 +200,8 @@ def test_health_info_openapi(server, tiny_bundle):
     assert model["tgt_vocab_size"] == bundle["vocab"]["tgt_size"]
     assert model["model_config"] == bundle["model_config"]
     assert info["search"]["beam_size"] == 3
+    assert info["auth"] == "none" and info["limits"]["max_queue"] == 256
+    assert "(auto: this CPU has" in info["precision"]
     assert info["limits"]["max_texts"] == 8 and info["batching"]["max_batch_size"] == 16
     schema = requests.get(server.url + "/openapi.json", timeout=10).json()
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]

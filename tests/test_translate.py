@@ -88,3 +88,17 @@ def test_cli_stdin_nbest_and_plot(tiny_bundle, lines, tmp_path):
     bad = subprocess.run([*cmd[:4], "beem=3"], input="", cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode != 0 and "Key 'beem' not in 'TranslateConfig'" in bad.stderr
+
+
+def test_a_5000_word_line_is_cut_and_named(tiny_bundle, lines, caplog):
+    """One huge line without a sentence end: cut at max_input_length, warned about, fast."""
+    import time
+
+    huge = " ".join(["Und Gott sprach"] * 1700)  # 5,100 words
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), max_input_length=50, **FAST)
+    start = time.perf_counter()
+    with caplog.at_level("WARNING"):
+        got = _run(cfg, lines[0] + "\n" + huge + "\n")
+    assert time.perf_counter() - start < 60
+    assert len(got) == 2 and got[1]
+    assert "input 2 has" in caplog.text and "translating its first 50" in caplog.text

@@ -124,3 +124,46 @@ def test_translation_dataclass_to_dict():
 def test_bad_batch_size(translator):
     with pytest.raises(ValueError, match="batch_size"):
         translator.translate(["x"], replace(GREEDY, batch_size=0))
+
+
+def test_bf16_inference_converts_the_weights_once_and_keeps_search_in_fp32(tiny_bundle,
+                                                                          sentences):
+    """bf16 weights (converted at load), float32 log-probs; hypotheses differ from fp32 only
+    where the weak tiny model has near-ties."""
+    fp32 = Translator.from_checkpoint(tiny_bundle)
+    bf16 = Translator.from_checkpoint(tiny_bundle, precision="bf16")
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
+    assert (fp32.info()["precision"], bf16.info()["precision"]) == (
+        "fp32 (set explicitly)", "bf16 (set explicitly)")
+    src = torch.tensor([bf16.src_tok.encode(sentences[0])])
+    with torch.inference_mode():
+        logp, _ = bf16.model.step(torch.tensor([2]), bf16.model.init_state(
+            bf16.model.encode(src, torch.tensor([src.shape[1]]))))
+    assert logp.dtype == torch.float32
+    torch.testing.assert_close(logp.exp().sum(), torch.tensor(1.0), atol=1e-3, rtol=0)
+    cfg = SearchConfig(beam_size=3)
+    a, b = fp32.translate(sentences[:20], cfg), bf16.translate(sentences[:20], cfg)
+    import sacrebleu
+
+    same = [(x, y) for x, y in zip(a, b, strict=True) if x.text == y.text]
+    assert len(same) >= 8, len(same)
+    assert max(abs(x.score - y.score) for x, y in same) < 0.1  # bf16 rounding, not a new model
+    assert sacrebleu.corpus_chrf([y.text for y in b], [[x.text for x in a]]).score > 70
+
+
+def test_overlong_inputs_are_cut_at_max_input_length(translator, sentences, caplog):
+    long = " ".join([sentences[0]] * 30)
+    ids = translator.src_tok.encode(long)
+    assert translator.max_input_length == 200  # twice the bundle's data.max_src_len (100)
+    translator.max_input_length = 12
+    try:
+        with caplog.at_level("WARNING", logger="seq2seq.inference.translator"):
+            out = translator.translate(["Und Gott sprach.", long], GREEDY, first_index=7)
+    finally:
+        translator.max_input_length = 200
+    assert (out[0].truncated_from, out[1].truncated_from) == (None, len(ids))
+    assert len(out[1].src_pieces) == 12
+    assert f"input 8 has {len(ids)} subword pieces; translating its first 12" in caplog.text
+    src, src_len = pad_sequences([ids[:12]])
+    assert out[1].tokens == search(translator.model, src, src_len, GREEDY)[0][0].tokens

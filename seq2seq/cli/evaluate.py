@@ -29,7 +29,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, OmegaConf
 
-from seq2seq.config import SearchConfig, plain
+from seq2seq.config import Precision, SearchConfig, plain
 
 SPLITS = ("dev", "test")
 # conf/ beside the package (the repository root), absolute so any cwd works
@@ -49,6 +49,8 @@ class EvaluateConfig:
         output_dir: where hypotheses and scores go (default: the checkpoint's directory).
         name: file name stem of the outputs (default: ``<checkpoint stem>.<split>``).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        precision: ``"auto"`` (bf16 where the device has native bf16 matrix support, else
+            fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
         tokenize: sacreBLEU tokenizer for BLEU.
         lowercase: case-insensitive BLEU.
         progress: show a tqdm progress bar on stderr.
@@ -62,6 +64,7 @@ class EvaluateConfig:
     output_dir: str | None = None
     name: str | None = None
     device: str = "auto"
+    precision: Precision = Precision.auto
     tokenize: str = "13a"
     lowercase: bool = False
     progress: bool = True
@@ -110,7 +113,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
 
     ckpt = Path(to_absolute_path(cfg.checkpoint))
     device = resolve_device(cfg.device, key="device")
-    translator = Translator.from_checkpoint(ckpt, device=device)
+    translator = Translator.from_checkpoint(ckpt, device=device, precision=cfg.precision)
     src_path, ref_path = split_files(cfg, translator.meta)
     pairs = load_parallel(src_path, ref_path)
     if not pairs:
@@ -143,6 +146,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "hypotheses": str(hyp_path),
         "scores": str(json_path),
         "device": str(device),
+        "precision": translator.precision,
         "search": plain(cfg.search),
     }
     tmp = json_path.with_name(json_path.name + ".tmp")

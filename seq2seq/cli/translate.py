@@ -29,7 +29,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, OmegaConf
 
-from seq2seq.config import SearchConfig, check_search_config
+from seq2seq.config import Precision, SearchConfig, check_search_config
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -45,8 +45,12 @@ class TranslateConfig(SearchConfig):
         plot_attention: PNG path for the attention heat map of the first sentence (or None).
         scores: append ``<TAB>score`` to 1-best lines.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        precision: ``"auto"`` (bf16 where the device has native bf16 matrix support, else
+            fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
         chunk_size: input lines read and translated at a time (0 = all at once).
         progress: show a tqdm progress bar on stderr (never for terminal input).
+        max_input_length: lines longer than this many subwords are cut to it with a warning
+            naming the line (default: twice the training maximum; 0 = no limit).
     """
 
     checkpoint: str = MISSING
@@ -55,8 +59,10 @@ class TranslateConfig(SearchConfig):
     plot_attention: str | None = None
     scores: bool = False
     device: str = "auto"
+    precision: Precision = Precision.auto
     chunk_size: int = 2000
     progress: bool = True
+    max_input_length: int | None = None
 
 
 def search_config(cfg: TranslateConfig) -> SearchConfig:
@@ -98,13 +104,16 @@ def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
     scfg = search_config(cfg)
     check_search_config(scfg, section="")
     translator = Translator.from_checkpoint(to_absolute_path(cfg.checkpoint),
-                                            device=resolve_device(cfg.device, key="device"))
+                                            device=resolve_device(cfg.device, key="device"),
+                                            precision=cfg.precision)
+    if cfg.max_input_length is not None:
+        translator.max_input_length = cfg.max_input_length
     n = 0
     plotted = False
     with tqdm(desc="translating", unit="sent", file=sys.stderr,
               disable=not cfg.progress or inp.isatty()) as bar:
         for chunk in _chunks(inp, cfg.chunk_size):
-            results = translator.translate(chunk, scfg, progress=bar.update)
+            results = translator.translate(chunk, scfg, progress=bar.update, first_index=n + 1)
             for i, tr in enumerate(results):
                 if cfg.n_best > 1:
                     for text, score in tr.n_best:

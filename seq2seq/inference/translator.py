@@ -15,6 +15,7 @@ give an empty translation with score 0 without running the model.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,14 +24,17 @@ from typing import Any
 import torch
 
 from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
-from seq2seq.config import SearchConfig, check_search_config, plain
+from seq2seq.config import Precision, SearchConfig, check_search_config, plain
 from seq2seq.data import pad_sequences
 from seq2seq.model import build_model
-from seq2seq.runtime import autocast
+from seq2seq.runtime import autocast, precision_reason, resolve_precision
 from seq2seq.search import search
 from seq2seq.tokenizer import Tokenizer
 
 EOS_PIECE = "</s>"
+DEFAULT_MAX_INPUT_LENGTH = 256  # subwords, when the bundle does not say its training maximum
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +51,9 @@ class Translation:
             alignments were not requested.
         src_pieces: source subword pieces (columns of ``alignment``).
         tgt_pieces: target pieces of the best hypothesis followed by ``"</s>"`` (rows).
+        truncated_from: the source's length in subwords when it was longer than the
+            translator's ``max_input_length`` and only its first pieces were translated; else
+            None.
     """
 
     text: str
@@ -56,6 +63,7 @@ class Translation:
     alignment: list[list[float]] | None = None
     src_pieces: list[str] = field(default_factory=list)
     tgt_pieces: list[str] = field(default_factory=list)
+    truncated_from: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON view (tuples become lists)."""
@@ -124,11 +132,16 @@ class Translator:
         amp_dtype: autocast dtype for the search (None = fp32).
         meta: the bundle's ``meta`` (languages, step, dev BLEU, ...), for :meth:`info`.
         path: where the bundle came from, for :meth:`info`.
+        max_input_length: sources longer than this many subwords are cut to it, with a warning
+            (as CTranslate2's ``max_input_length``): a model never trained on such lengths
+            produces nothing useful from them, slowly. Default: twice the training maximum
+            (``meta.config.data.max_src_len``), else :data:`DEFAULT_MAX_INPUT_LENGTH`; 0 = none.
     """
 
     def __init__(self, model: torch.nn.Module, src_tok: Tokenizer, tgt_tok: Tokenizer, *,
                  device: str | torch.device | None = None, amp_dtype: torch.dtype | None = None,
-                 meta: dict[str, Any] | None = None, path: str | None = None) -> None:
+                 meta: dict[str, Any] | None = None, path: str | None = None,
+                 max_input_length: int | None = None) -> None:
         self.model = model
         self.src_tok, self.tgt_tok = src_tok, tgt_tok
         self.device = torch.device(device) if device is not None else next(
@@ -136,20 +149,45 @@ class Translator:
         self.amp_dtype = amp_dtype
         self.meta = dict(meta or {})
         self.path = path
+        self.precision = ("fp32" if amp_dtype is None else
+                          f"autocast {str(amp_dtype).removeprefix('torch.')}")
+        if max_input_length is None:
+            trained = ((self.meta.get("config") or {}).get("data") or {}).get("max_src_len")
+            max_input_length = 2 * int(trained) if trained else DEFAULT_MAX_INPUT_LENGTH
+        self.max_input_length = int(max_input_length)
 
     @classmethod
     def from_bundle(cls, bundle: dict[str, Any], device: str | torch.device = "cpu",
-                    path: str | None = None) -> Translator:
-        """Build the bundle's model (eval mode) and tokenizers on ``device``."""
+                    path: str | None = None,
+                    precision: Precision | str = Precision.fp32) -> Translator:
+        """Build the bundle's model (eval mode) and tokenizers on ``device``.
+
+        Args:
+            bundle: a loaded bundle.
+            device: where the model runs.
+            path: where the bundle came from (for :meth:`info`).
+            precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` (CUDA) or ``"auto"`` (bf16 where the
+                device has native bf16 matrix support, see :func:`seq2seq.runtime.native_bf16`).
+                The weights are converted once, here; the decoder returns float32 log-probs, so
+                search bookkeeping (scores, top-k) stays in float32.
+        """
+        device = torch.device(device)
+        dtype = resolve_precision(precision, device, key="precision")
         src_tok, tgt_tok = tokenizers_from_bundle(bundle)
-        return cls(build_model(bundle, device), src_tok, tgt_tok, device=device,
-                   meta=bundle.get("meta"), path=path)
+        model = build_model(bundle, device)
+        if dtype is not None:
+            model.to(dtype)
+        tr = cls(model, src_tok, tgt_tok, device=device, meta=bundle.get("meta"), path=path)
+        tr.precision = precision_reason(precision, device)
+        return tr
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Translator:
-        """Load the bundle at ``path`` (safely) and build a translator on ``device``."""
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+                        precision: Precision | str = Precision.fp32) -> Translator:
+        """Load the bundle at ``path`` (safely) and build a translator on ``device``
+        (``precision`` as in :meth:`from_bundle`)."""
         bundle = load_bundle(path, map_location="cpu")
-        return cls.from_bundle(bundle, device=device, path=str(path))
+        return cls.from_bundle(bundle, device=device, path=str(path), precision=precision)
 
     @property
     def step(self) -> int:
@@ -157,10 +195,11 @@ class Translator:
         return int(self.meta.get("step") or 0)
 
     def info(self) -> dict[str, Any]:
-        """Plain-JSON description (:func:`describe`) plus the device."""
+        """Plain-JSON description (:func:`describe`) plus the device and the precision (which,
+        and why)."""
         n_params = sum(p.numel() for p in self.model.parameters())
         return {**describe(plain(self.model.cfg), self.meta, self.src_tok, self.tgt_tok, n_params,
-                           self.path), "device": str(self.device)}
+                           self.path), "device": str(self.device), "precision": self.precision}
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Source ids per text (no BOS/EOS, as in training)."""
@@ -172,6 +211,7 @@ class Translator:
         texts: Sequence[str],
         cfg: SearchConfig | None = None,
         progress: Callable[[int], None] | None = None,
+        first_index: int = 0,
     ) -> list[Translation]:
         """Translate ``texts``.
 
@@ -180,6 +220,7 @@ class Translator:
             cfg: search options (beam size, n-best, length penalty, alignment, batch size).
             progress: called with the number of sentences finished after each batch (e.g.
                 ``tqdm.update``); empty inputs are reported in the first call.
+            first_index: number of ``texts[0]`` in warnings (e.g. its line number in a file).
 
         Returns:
             One :class:`Translation` per text, in input order.
@@ -189,6 +230,14 @@ class Translator:
         texts = list(texts)
         results: list[Translation | None] = [None] * len(texts)
         ids = [self.src_tok.encode(t) if t.strip() else [] for t in texts]
+        cut: dict[int, int] = {}
+        limit = self.max_input_length
+        for i, x in enumerate(ids):
+            if 0 < limit < len(x):
+                cut[i] = len(x)
+                ids[i] = x[:limit]
+                log.warning("input %d has %d subword pieces; translating its first %d "
+                            "(max_input_length)", first_index + i, len(x), limit)
         todo = [i for i in range(len(texts)) if ids[i]]
         for i in range(len(texts)):
             if not ids[i]:  # blank, or no subword pieces at all (e.g. only zero-width spaces)
@@ -206,6 +255,9 @@ class Translator:
                 hyps = search(self.model, src.to(self.device), src_len.to(self.device), cfg)
             for i, nbest in zip(chunk, hyps, strict=True):
                 results[i] = self._to_translation(texts[i], nbest, cfg)
+                results[i].truncated_from = cut.get(i)
+                if i in cut:  # the pieces that were translated (alignment columns)
+                    results[i].src_pieces = results[i].src_pieces[:limit]
             if progress is not None:
                 progress(len(chunk))
         return results  # type: ignore[return-value]

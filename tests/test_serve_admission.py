@@ -1,0 +1,167 @@
+"""Tests for serve/admission.py and serve/shutdown.py: API keys, the bounded queue and the
+per-request deadline, and the graceful stop; unit tests and a real server on a real port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from fastapi import HTTPException
+from starlette.requests import Request
+
+from serve.admission import KEYS_FILE_ENV, Admission, load_api_keys
+
+SHORT = "Und Gott sprach."
+HEAVY = {"texts": ["Und Gott sprach: Es werde Licht! und es ward Licht. Und Gott sah das Licht."]
+         * 8, "beam_size": 6, "max_length": 80}
+
+
+def _request(auth: str | None) -> Request:
+    headers = [(b"authorization", auth.encode())] if auth is not None else []
+    return Request({"type": "http", "headers": headers})
+
+
+# ----------------------------------------------------------------------------------- unit
+def test_keys_from_config_and_file(tmp_path: Path) -> None:
+    f = tmp_path / "keys"
+    f.write_text("# team keys\n  k-file-1  \n\nk-file-2\n", encoding="utf-8")
+    assert load_api_keys(["k1"], {KEYS_FILE_ENV: str(f)}) == ["k1", "k-file-1", "k-file-2"]
+    assert load_api_keys([], {}) == []
+    with pytest.raises(ValueError, match="cannot read the file"):
+        load_api_keys([], {KEYS_FILE_ENV: str(tmp_path / "missing")})
+    (tmp_path / "empty").write_text("# none\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="holds no key"):
+        load_api_keys(["k1"], {KEYS_FILE_ENV: str(tmp_path / "empty")})
+    with pytest.raises(ValueError, match="empty key"):
+        load_api_keys(["  "], {})
+
+
+@pytest.mark.parametrize("auth, ok", [
+    (None, False), ("", False), ("Bearer", False), ("Bearer ", False), ("Basic s3cret", False),
+    ("Bearer s3cre", False), ("Bearer s3cret2", False), ("Bearer s3cret", True),
+    ("bearer s3cret", True), ("Bearer other", True),
+])
+def test_bearer_keys(auth: str | None, ok: bool) -> None:
+    adm = Admission(["s3cret", "other"], max_queue=4)
+    if ok:
+        adm.check_key(_request(auth))
+        return
+    with pytest.raises(HTTPException) as err:
+        adm.check_key(_request(auth))
+    assert err.value.status_code == 401 and err.value.headers == {"WWW-Authenticate": "Bearer"}
+    assert "s3cret" not in err.value.detail and "other" not in err.value.detail
+    Admission([], 4).check_key(_request(auth))  # no keys: anyone
+
+
+def test_bounded_queue_answers_503_with_retry_after() -> None:
+    adm = Admission([], max_queue=2)
+    adm.enter()
+    adm.enter()
+    with pytest.raises(HTTPException) as err:
+        adm.enter()
+    assert err.value.status_code == 503 and err.value.headers == {"Retry-After": "1"}
+    assert "max_queue=2" in err.value.detail
+    adm.leave()
+    adm.enter()  # room again
+    assert adm.in_flight == 2
+
+
+# ----------------------------------------------------------------------------- end to end
+def _post(url: str, body: dict, key: str | None = None, timeout: float = 60) -> requests.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return requests.post(url + "/predict", json=body, headers=headers, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_api_keys_guard_predict_only_and_never_leak(tiny_bundle: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from serve.server import ServerProcess
+
+    keyfile = tmp_path / "keys"
+    keyfile.write_text("file-key-7f3a\n", encoding="utf-8")
+    monkeypatch.setenv(KEYS_FILE_ENV, str(keyfile))
+    log = tmp_path / "server.log"
+    with ServerProcess(tiny_bundle, ["api_keys=[cli-key-91bc]", "log_level=info"],
+                       log_path=log) as srv:
+        assert requests.get(srv.url + "/health", timeout=10).status_code == 200
+        for key in (None, "wrong", "cli-key-91b"):
+            r = _post(srv.url, {"text": SHORT}, key)
+            assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+            assert "Authorization: Bearer <key>" in r.json()["detail"]
+        for key in ("cli-key-91bc", "file-key-7f3a"):
+            r = _post(srv.url, {"text": SHORT}, key)
+            assert r.status_code == 200 and r.json()["translations"][0]["text"]
+        info = requests.get(srv.url + "/info", timeout=10)
+        assert info.json()["auth"] == "bearer"
+        pages = info.text + requests.get(srv.url + "/openapi.json", timeout=10).text
+    text = log.read_text(errors="replace") + pages
+    assert "cli-key-91bc" not in text and "file-key-7f3a" not in text
+
+
+@pytest.mark.slow
+def test_overload_gets_503_or_504_quickly_and_the_server_recovers(tiny_bundle: Path) -> None:
+    """40 heavy requests at once against max_queue=6 and a 1 s deadline: only 200/503/504."""
+    from serve.server import ServerProcess
+
+    with ServerProcess(tiny_bundle, ["max_queue=6", "timeout=1.0", "max_batch_size=1",
+                                     "threads=1", "log_level=warning", "max_beam_size=8",
+                                     "max_texts=8"]) as srv:
+        canary = _post(srv.url, {"text": SHORT}).json()
+        results: list[tuple[int, float, dict]] = []
+        lock = threading.Lock()
+
+        def client() -> None:
+            t0 = time.perf_counter()
+            r = _post(srv.url, HEAVY)
+            with lock:
+                results.append((r.status_code, time.perf_counter() - t0, dict(r.headers)))
+
+        threads = [threading.Thread(target=client) for _ in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        codes = [c for c, _, _ in results]
+        assert len(codes) == 40 and set(codes) <= {200, 503, 504}, codes
+        assert codes.count(503) > 0 and codes.count(200) > 0, codes
+        assert all(h.get("retry-after") == "1" for c, _, h in results if c == 503)
+        assert max(s for c, s, _ in results if c == 503) < 5.0  # refused at once
+        assert requests.get(srv.url + "/health", timeout=10).status_code == 200
+        assert _post(srv.url, {"text": SHORT}).json() == canary
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_requests_in_flight_then_exits_0(tiny_bundle: Path) -> None:
+    from serve.server import ServerProcess
+
+    srv = ServerProcess(tiny_bundle, ["max_batch_size=1", "threads=1", "max_beam_size=8",
+                                      "max_texts=8", "log_level=info"]).start()
+    try:
+        results: list[int] = []
+        threads = [threading.Thread(target=lambda: results.append(
+            _post(srv.url, HEAVY, timeout=90).status_code)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # all sent; most still queued behind one another (batch size 1)
+        os.kill(srv.proc.pid, signal.SIGTERM)  # the main process only, as an orchestrator does
+        for t in threads:
+            t.join(timeout=120)
+        assert results == [200] * 8, results
+        assert srv.proc.wait(timeout=60) == 0, srv.log_tail()
+        with pytest.raises(requests.ConnectionError):
+            requests.get(srv.url + "/health", timeout=5)
+    finally:
+        srv.stop()
+
+
+def test_config_reprs_hide_the_keys() -> None:
+    from seq2seq.config import ServeConfig
+    from serve.server import ServeJobConfig
+
+    for cfg in (ServeConfig(api_keys=["k-secret-1"]), ServeJobConfig(api_keys=["k-secret-1"])):
+        assert "k-secret-1" not in repr(cfg) and "<1 keys>" in repr(cfg)
