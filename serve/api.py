@@ -38,7 +38,7 @@ from litserve.utils import LitAPIStatus, LoopResponseType, PickleableHTTPExcepti
 
 from seq2seq.config import SearchConfig, ServeConfig
 from serve.shutdown import ignore_sigint
-from serve.validation import RequestError, TranslateRequest, validate_payload
+from serve.validation import RequestError, TranslateRequest, token_counter, validate_payload
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class Job:
     def key(self) -> tuple:
         """Requests with equal keys can be searched in one call."""
         s = self.search
-        return (s.beam_size, s.n_best, s.max_len_a, s.max_len_b, s.return_alignment)
+        return (s.beam_size, s.n_best, s.max_len_a, s.max_len_b, s.return_alignment,
+                self.request.split_sentences)
 
     @property
     def length(self) -> int:
@@ -193,12 +194,12 @@ class TranslatorAPI(ls.LitAPI):
                     max_length=request["max_length"],
                     return_alignment=bool(request["return_alignment"]),
                     single=bool(request["single"]),
+                    split_sentences=bool(request.get("split_sentences", True)),
                 )
             else:
                 count = None
                 if self.translator is not None:
-                    tok = self.translator.src_tok
-                    count = lambda text: len(tok.encode(text))  # noqa: E731
+                    count = token_counter(self.translator.src_tok, self.translator.src_lang)
                 req = validate_payload(request, self.serve_cfg, count, self.search_cfg.beam_size)
         except RequestError as e:
             raise HTTPException(e.status, e.message) from None
@@ -221,7 +222,10 @@ class TranslatorAPI(ls.LitAPI):
         """
         cfg = jobs[0].search
         texts = [t for job in jobs for t in job.request.texts]
-        out = self.translator.translate(texts, cfg)
+        if jobs[0].request.split_sentences:  # documents: one search over all their sentences
+            out = self.translator.translate_documents(texts, cfg)
+        else:
+            out = self.translator.translate(texts, cfg)
         result, start = [], 0
         for job in jobs:
             n = len(job.request.texts)
@@ -233,22 +237,40 @@ class TranslatorAPI(ls.LitAPI):
         return output
 
     def encode_response(self, output: tuple[Job, list], **kwargs: Any) -> dict:
-        """(job, translations) -> ``{"translations": [...]}`` JSON dict."""
+        """(job, translations) -> ``{"translations": [...]}`` JSON dict.
+
+        With ``split_sentences`` each item is a document: its rejoined ``text`` and mean
+        ``score``; a document of one sentence also carries that sentence's n-best and alignment
+        as before, one of several sentences carries them per sentence in ``sentences``.
+        """
         job, translations = output
         req = job.request
         items = []
         for tr in translations:
-            item: dict[str, Any] = {"text": tr.text, "score": _finite(tr.score)}
-            if req.n_best is not None and req.n_best > 1:
-                item["n_best"] = [{"text": t, "score": _finite(s)}
-                                  for t, s in tr.n_best[:req.n_best]]
-            if req.return_alignment:
-                item["alignment"] = [[round(float(a), 5) for a in row]
-                                     for row in (tr.alignment or [])]
-                item["src_pieces"] = list(tr.src_pieces)
-                item["tgt_pieces"] = list(tr.tgt_pieces)
+            if not req.split_sentences:
+                items.append(self._sentence_item(req, tr))
+                continue
+            sents = tr.sentences
+            if len(sents) == 1:
+                item = {**self._sentence_item(req, sents[0]), "text": tr.text}
+            else:
+                item = {"text": tr.text, "score": _finite(tr.score)}
+                if (req.n_best is not None and req.n_best > 1) or req.return_alignment:
+                    item["sentences"] = [self._sentence_item(req, s) for s in sents]
             items.append(item)
         return {"translations": items}
+
+    @staticmethod
+    def _sentence_item(req: TranslateRequest, tr: Any) -> dict[str, Any]:
+        """One sentence's Translation -> JSON dict (n-best and alignment when asked for)."""
+        item: dict[str, Any] = {"text": tr.text, "score": _finite(tr.score)}
+        if req.n_best is not None and req.n_best > 1:
+            item["n_best"] = [{"text": t, "score": _finite(s)} for t, s in tr.n_best[:req.n_best]]
+        if req.return_alignment:
+            item["alignment"] = [[round(float(a), 5) for a in row] for row in (tr.alignment or [])]
+            item["src_pieces"] = list(tr.src_pieces)
+            item["tgt_pieces"] = list(tr.tgt_pieces)
+        return item
 
 
 class LengthGroupedLoop(BatchedLoop):

@@ -52,6 +52,7 @@ from serve.validation import (
     TranslateResponse,
     max_body_bytes,
     parse_body,
+    token_counter,
     validate_payload,
 )
 
@@ -101,7 +102,8 @@ class ValidatingRequestHandler(RegularRequestHandler):
         self.cfg = lit_api.serve_cfg
         self.default_beam = lit_api.search_cfg.beam_size
         tok = server.src_tokenizer
-        self.count_tokens = (lambda text: len(tok.encode(text))) if tok is not None else None
+        lang = server.model_description.get("src_lang") or "en"
+        self.count_tokens = token_counter(tok, lang) if tok is not None else None
         self.admission = server.admission
 
     async def handle_request(self, request: Request, request_type: Any) -> Any:

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from seq2seq.config import ServeConfig
+from seq2seq.inference.documents import split_document
 
-ALLOWED_FIELDS = ("text", "texts", "beam_size", "n_best", "max_length", "return_alignment")
+ALLOWED_FIELDS = ("text", "texts", "beam_size", "n_best", "max_length", "return_alignment",
+                  "split_sentences")
 
 
 class RequestError(Exception):
@@ -51,6 +53,9 @@ class TranslateRequest:
             (``max_len_a * src_len + max_len_b``).
         return_alignment: return attention rows and the source/target pieces.
         single: the request used ``"text"`` (a single string) rather than ``"texts"``.
+        split_sentences: each text is a document: split into sentences, translated, rejoined
+            with its layout (:mod:`seq2seq.inference.documents`); ``n_tokens`` then counts the
+            longest sentence.
     """
 
     texts: tuple[str, ...]
@@ -60,6 +65,7 @@ class TranslateRequest:
     max_length: int | None = None
     return_alignment: bool = False
     single: bool = False
+    split_sentences: bool = True
 
     def to_payload(self) -> dict:
         """Plain-dict form that travels through litserve's request queue."""
@@ -71,6 +77,7 @@ class TranslateRequest:
             "max_length": self.max_length,
             "return_alignment": self.return_alignment,
             "single": self.single,
+            "split_sentences": self.split_sentences,
         }
 
 
@@ -83,11 +90,23 @@ class TranslateBody(BaseModel):
     n_best: int | None = Field(None, ge=1, description="Hypotheses returned per text (<= beam).")
     max_length: int | None = Field(None, ge=1, description="Maximum output subwords.")
     return_alignment: bool = Field(False, description="Return attention rows and pieces.")
+    split_sentences: bool = Field(True, description="Split each text into sentences, translate "
+                                  "them and rejoin them with the text's line breaks (false: "
+                                  "each text is one sentence).")
 
 
 class NBestItem(BaseModel):
     text: str
     score: float | None
+
+
+class SentenceItem(BaseModel):
+    text: str
+    score: float | None = None
+    n_best: list[NBestItem] | None = None
+    alignment: list[list[float]] | None = None
+    src_pieces: list[str] | None = None
+    tgt_pieces: list[str] | None = None
 
 
 class TranslationItem(BaseModel):
@@ -99,6 +118,9 @@ class TranslationItem(BaseModel):
     )
     src_pieces: list[str] | None = None
     tgt_pieces: list[str] | None = None
+    sentences: list[SentenceItem] | None = Field(
+        None, description="Per-sentence details (n-best, alignment) of a text that was split "
+                          "into several sentences.")
 
 
 class TranslateResponse(BaseModel):
@@ -173,7 +195,7 @@ def _check_text(text: object, where: str, cfg: ServeConfig) -> str:
 def validate_payload(
     payload: object,
     cfg: ServeConfig,
-    count_tokens: Callable[[str], int] | None = None,
+    count_tokens: Callable[[str, bool], int] | None = None,
     default_beam_size: int = 1,
 ) -> TranslateRequest:
     """Check a decoded JSON body against the schema and the server limits.
@@ -182,7 +204,8 @@ def validate_payload(
         payload: the decoded JSON value.
         cfg: limits (``max_chars``, ``max_tokens``, ``max_texts``, ``max_beam_size``,
             ``max_n_best``, ``max_length``).
-        count_tokens: source subword counter; without it the token limit is not checked.
+        count_tokens: ``(text, split) -> subwords`` (of the longest sentence when ``split``;
+            :func:`token_counter`); without it the token limit is not checked.
         default_beam_size: beam used when the request gives none (to check ``n_best`` against).
 
     Returns:
@@ -223,14 +246,20 @@ def validate_payload(
             )
         texts = [_check_text(t, f"'texts[{i}]'", cfg) for i, t in enumerate(raw)]
 
+    split = payload.get("split_sentences", True)
+    if split is None:
+        split = True
+    if not isinstance(split, bool):
+        raise RequestError(
+            422, f"'split_sentences' must be true or false, got {_json_type(split)}")
     n_tokens: list[int] = []
     for i, t in enumerate(texts):
-        n = count_tokens(t) if count_tokens is not None else -1
+        n = count_tokens(t, split) if count_tokens is not None else -1
         if n > cfg.max_tokens:
             where = "'text'" if has_text else f"'texts[{i}]'"
+            where += ": a sentence" if split else ""
             raise RequestError(
-                422, f"{where} has {n} subword tokens; the limit is {cfg.max_tokens}"
-            )
+                422, f"{where} has {n} subword tokens; the limit is {cfg.max_tokens}")
         n_tokens.append(n)
 
     beam_size = _int_field(payload, "beam_size", cfg.max_beam_size)
@@ -254,7 +283,20 @@ def validate_payload(
         max_length=max_length,
         return_alignment=alignment,
         single=has_text,
+        split_sentences=split,
     )
+
+
+def token_counter(tok: object, lang: str) -> Callable[[str, bool], int]:
+    """``(text, split) -> subwords`` with the source tokenizer ``tok`` (its ``encode``): the
+    whole text, or its longest sentence (as :func:`~seq2seq.inference.documents.split_document`
+    cuts it, in language ``lang``) when ``split``."""
+    def count(text: str, split: bool) -> int:
+        if not split:
+            return len(tok.encode(text))
+        return max((len(tok.encode(s)) for s in split_document(text, lang).sentences), default=0)
+
+    return count
 
 
 def _json_type(value: object) -> str:

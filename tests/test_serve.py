@@ -80,8 +80,33 @@ def api(tiny_bundle: Path) -> TranslatorAPI:
 
 @pytest.fixture(scope="module")
 def expected(api: TranslatorAPI) -> dict[str, object]:
-    """Reference translations: each sentence alone, straight through the Translator."""
-    return {s: api.translator.translate([s], SERVER_SEARCH)[0] for s in [*SENTENCES, LONG]}
+    """Reference translations: each text alone, straight through the Translator (as documents,
+    the server's default: LONG holds several sentences)."""
+    return {s: api.translator.translate_documents([s], SERVER_SEARCH)[0]
+            for s in [*SENTENCES, LONG]}
+
+
+def test_texts_are_documents_split_into_sentences_and_rejoined(api):
+    doc = f"{SENTENCES[0]} {SHORT}\n\n{SENTENCES[2]}"
+    one = {s: api.translator.translate([s], SERVER_SEARCH)[0] for s in
+           (SENTENCES[0], SHORT, SENTENCES[2])}
+    job = api.decode_request({"text": doc, "n_best": 2, "return_alignment": True})
+    assert job.request.split_sentences and job.request.n_tokens == (
+        max(len(api.translator.src_tok.encode(s)) for s in one),)
+    (out,) = api.unbatch(api.predict(api.batch([job])))
+    (t,) = api.encode_response((job, out))["translations"]
+    assert t["text"] == f"{one[SENTENCES[0]].text} {one[SHORT].text}\n\n{one[SENTENCES[2]].text}"
+    assert t["score"] == pytest.approx(sum(x.score for x in one.values()) / 3, abs=1e-4)
+    assert [x["text"] for x in t["sentences"]] == [x.text for x in one.values()]
+    assert all(len(x["n_best"]) == 2 and len(x["alignment"]) == len(x["tgt_pieces"])
+               for x in t["sentences"])
+    assert "alignment" not in t and "n_best" not in t
+    # pre-segmented input: the whole text is one segment, as before
+    job = api.decode_request({"text": doc, "split_sentences": False})
+    (out,) = api.unbatch(api.predict(api.batch([job])))
+    (t,) = api.encode_response((job, out))["translations"]
+    assert t["text"] == api.translator.translate([doc], SERVER_SEARCH)[0].text
+    assert "sentences" not in t
 
 
 def test_decode_predict_encode_matches_translator(api, expected):
@@ -256,7 +281,8 @@ BAD_REQUESTS = [
     ({"text": ""}, 422, "'text' is empty"),
     ({"texts": ["Gott", "  "]}, 422, "'texts[1]' is empty"),
     ({"text": "G" * 301}, 422, "'text' has 301 characters; the limit is 300"),
-    ({"text": " ".join("Gott" * 30)}, 422, "subword tokens; the limit is 100"),
+    ({"text": " ".join("Gott" * 30)}, 422, "'text': a sentence has"),
+    ({"text": "Gott", "split_sentences": "yes"}, 422, "'split_sentences' must be true or false"),
     ({"texts": ["Gott"] * 9}, 422, "'texts' has 9 items; the limit is 8"),
     ({"text": "Gott", "beam_size": 0}, 422, "'beam_size' must be between 1 and 6"),
     ({"text": "Gott", "beam_size": 7}, 422, "'beam_size' must be between 1 and 6"),
@@ -279,6 +305,18 @@ def test_bad_input_gets_4xx_and_server_keeps_serving(server, expected, body, sta
     assert message in r.json()["detail"]
     ok = post(server, {"text": SHORT})
     assert ok.status_code == 200 and ok.json()["translations"][0]["text"] == expected[SHORT].text
+
+
+@pytest.mark.slow
+def test_two_lines_come_back_as_two_translated_lines(server):
+    """The demo-page bug: "Das.\nZweite Zeile." lost its second line."""
+    r = post(server, {"texts": ["Das.\nZweite Zeile.", "Im Anfang war das Wort. Amen."]})
+    assert r.status_code == 200, r.text
+    first, second = (t["text"] for t in r.json()["translations"])
+    assert first.count("\n") == 1 and all(line.strip() for line in first.split("\n"))
+    alone = [post(server, {"text": s}).json()["translations"][0]["text"]
+             for s in ("Im Anfang war das Wort.", "Amen.")]
+    assert second == " ".join(alone)
 
 
 @pytest.mark.slow

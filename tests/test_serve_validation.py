@@ -7,6 +7,7 @@ import json
 import pytest
 
 from seq2seq.config import ServeConfig
+from seq2seq.inference.documents import split_document
 from serve.validation import (
     RequestError,
     TranslateRequest,
@@ -19,8 +20,10 @@ CFG = ServeConfig(max_chars=40, max_tokens=6, max_texts=3, max_beam_size=8, max_
                   max_length=50)
 
 
-def words(text: str) -> int:
-    """A stand-in subword counter: one token per whitespace-separated word."""
+def words(text: str, split: bool) -> int:
+    """A stand-in subword counter: one token per word (of the longest sentence when split)."""
+    if split:
+        return max((len(s.split()) for s in split_document(text, "en").sentences), default=0)
     return len(text.split())
 
 
@@ -39,11 +42,11 @@ def test_single_text_with_defaults():
 
 def test_list_with_all_options_round_trips_to_payload():
     req = check({"texts": ["a b", "c"], "beam_size": 4, "n_best": 3, "max_length": 7,
-                 "return_alignment": True})
+                 "return_alignment": True, "split_sentences": False})
     assert req.texts == ("a b", "c") and req.n_tokens == (2, 1) and not req.single
     assert req.to_payload() == {"texts": ["a b", "c"], "n_tokens": [2, 1], "beam_size": 4,
                                 "n_best": 3, "max_length": 7, "return_alignment": True,
-                                "single": False}
+                                "single": False, "split_sentences": False}
     # the payload is plain JSON data (it crosses a process boundary)
     assert json.loads(json.dumps(req.to_payload())) == req.to_payload()
 
@@ -75,14 +78,17 @@ def test_without_token_counter_the_token_limit_is_not_checked():
     ({"text": ""}, 422, "'text' is empty"),
     ({"text": " \n\t"}, 422, "'text' is empty"),
     ({"text": "x" * 41}, 422, "'text' has 41 characters; the limit is 40"),
-    ({"text": "a b c d e f g"}, 422, "'text' has 7 subword tokens; the limit is 6"),
+    ({"text": "a b c d e f g"}, 422, "'text': a sentence has 7 subword tokens; the limit is 6"),
+    ({"text": "a b c. d e f g.", "split_sentences": False}, 422,
+     "'text' has 7 subword tokens; the limit is 6"),
+    ({"text": "a", "split_sentences": 1}, 422, "'split_sentences' must be true or false"),
     ({"text": "a\ud800b"}, 422, "unpaired UTF-16 surrogate"),
     ({"texts": "a"}, 422, "'texts' must be a list of strings, got string"),
     ({"texts": []}, 422, "'texts' is an empty list"),
     ({"texts": ["a", "b", "c", "d"]}, 422, "'texts' has 4 items; the limit is 3"),
     ({"texts": ["a", 3]}, 422, "'texts[1]' must be a string, got number"),
     ({"texts": ["a", ""]}, 422, "'texts[1]' is empty"),
-    ({"texts": ["a", "a b c d e f g"]}, 422, "'texts[1]' has 7 subword tokens"),
+    ({"texts": ["a", "a b c d e f g"]}, 422, "'texts[1]': a sentence has 7 subword tokens"),
     ({"text": "a", "beam_size": 0}, 422, "'beam_size' must be between 1 and 8, got 0"),
     ({"text": "a", "beam_size": 9}, 422, "'beam_size' must be between 1 and 8, got 9"),
     ({"text": "a", "beam_size": 2.5}, 422, "'beam_size' must be an integer, got number"),
@@ -146,3 +152,12 @@ def test_parse_body_rejects_oversized_bodies():
     with pytest.raises(RequestError) as info:
         parse_body(b" " * (limit + 1), CFG)
     assert info.value.status == 413 and f"the limit is {limit}" in info.value.message
+
+
+def test_the_token_limit_counts_per_sentence_when_splitting():
+    """Two 4-word sentences pass a 6-token limit as a document, not as one segment."""
+    req = check({"text": "Aa bb cc dd. Ee ff gg hh."})
+    assert req.split_sentences and req.n_tokens == (4,)
+    assert check({"text": "a b. c", "split_sentences": None}).split_sentences
+    with pytest.raises(RequestError, match="'text' has 8 subword tokens"):
+        check({"text": "Aa bb cc dd. Ee ff gg hh.", "split_sentences": False})

@@ -15,7 +15,7 @@ from seq2seq.data import read_lines
 from seq2seq.inference.translator import Translator
 from seq2seq.plots import PNG_MAGIC
 
-FAST = dict(beam_size=2, max_len_a=1.0, max_len_b=5, progress=False)
+FAST = dict(beam_size=2, max_len_a=1.0, max_len_b=5, progress=False, split_sentences=False)
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +102,14 @@ def test_a_5000_word_line_is_cut_and_named(tiny_bundle, lines, caplog):
     assert time.perf_counter() - start < 60
     assert len(got) == 2 and got[1]
     assert "input 2 has" in caplog.text and "translating its first 50" in caplog.text
+
+
+def test_lines_are_split_into_sentences_and_rebuilt(tiny_bundle):
+    """Two sentences on a line, a blank line, a third line: every sentence is translated and
+    the output has the same lines (the lost-second-sentence bug of the demo page)."""
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), **{**FAST, "split_sentences": True})
+    got = _run(cfg, "Und Gott sprach. Im Anfang war das Wort.\n\nAmen.\n")
+    tr = Translator.from_checkpoint(tiny_bundle)
+    one = [t.text for t in tr.translate(["Und Gott sprach.", "Im Anfang war das Wort.", "Amen."],
+                                        search_config(cfg))]
+    assert got == [f"{one[0]} {one[1]}", "", one[2]]

@@ -49,8 +49,11 @@ class TranslateConfig(SearchConfig):
             fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
         chunk_size: input lines read and translated at a time (0 = all at once).
         progress: show a tqdm progress bar on stderr (never for terminal input).
-        max_input_length: lines longer than this many subwords are cut to it with a warning
-            naming the line (default: twice the training maximum; 0 = no limit).
+        max_input_length: sentences longer than this many subwords are cut to it with a
+            warning (default: twice the training maximum; 0 = no limit).
+        split_sentences: split each line into sentences (``sentencex``), translate them and
+            put the line back together (one output line per input line); ``false`` for
+            pre-segmented input (one sentence per line, e.g. a test set) and for ``n_best > 1``.
     """
 
     checkpoint: str = MISSING
@@ -63,6 +66,7 @@ class TranslateConfig(SearchConfig):
     chunk_size: int = 2000
     progress: bool = True
     max_input_length: int | None = None
+    split_sentences: bool = True
 
 
 def search_config(cfg: TranslateConfig) -> SearchConfig:
@@ -103,6 +107,7 @@ def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
 
     scfg = search_config(cfg)
     check_search_config(scfg, section="")
+    split = cfg.split_sentences and cfg.n_best == 1
     translator = Translator.from_checkpoint(to_absolute_path(cfg.checkpoint),
                                             device=resolve_device(cfg.device, key="device"),
                                             precision=cfg.precision)
@@ -113,18 +118,26 @@ def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
     with tqdm(desc="translating", unit="sent", file=sys.stderr,
               disable=not cfg.progress or inp.isatty()) as bar:
         for chunk in _chunks(inp, cfg.chunk_size):
-            results = translator.translate(chunk, scfg, progress=bar.update, first_index=n + 1)
-            for i, tr in enumerate(results):
-                if cfg.n_best > 1:
-                    for text, score in tr.n_best:
-                        out.write(f"{n + i}\t{text}\t{score:.4f}\n")
-                elif cfg.scores:
-                    out.write(f"{tr.text}\t{tr.score:.4f}\n")
-                else:
-                    out.write(tr.text + "\n")
+            if split:  # each line a document: its sentences translated, the line rebuilt
+                docs = translator.translate_documents(chunk, scfg, progress=bar.update,
+                                                      first_index=n + 1)
+                sentences = [s for d in docs for s in d.sentences]
+                for d in docs:
+                    out.write(f"{d.text}\t{d.score:.4f}\n" if cfg.scores else d.text + "\n")
+            else:
+                sentences = translator.translate(chunk, scfg, progress=bar.update,
+                                                 first_index=n + 1)
+                for i, tr in enumerate(sentences):
+                    if cfg.n_best > 1:
+                        for text, score in tr.n_best:
+                            out.write(f"{n + i}\t{text}\t{score:.4f}\n")
+                    elif cfg.scores:
+                        out.write(f"{tr.text}\t{tr.score:.4f}\n")
+                    else:
+                        out.write(tr.text + "\n")
             out.flush()
-            if cfg.plot_attention and not plotted and results:
-                first = results[0]
+            if cfg.plot_attention and not plotted and sentences:
+                first = sentences[0]
                 if not first.src_pieces:
                     print("seq2seq-translate: first sentence is empty; no attention plot",
                           file=sys.stderr)

@@ -26,6 +26,7 @@ import torch
 from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
 from seq2seq.config import Precision, SearchConfig, check_search_config, plain
 from seq2seq.data import pad_sequences
+from seq2seq.inference.documents import DocumentTranslation, translate_documents
 from seq2seq.model import build_model
 from seq2seq.runtime import autocast, precision_reason, resolve_precision
 from seq2seq.search import search
@@ -201,6 +202,29 @@ class Translator:
         return {**describe(plain(self.model.cfg), self.meta, self.src_tok, self.tgt_tok, n_params,
                            self.path), "device": str(self.device), "precision": self.precision}
 
+    @property
+    def src_lang(self) -> str:
+        """Source language code from the bundle (``"en"`` when it does not say)."""
+        return str(self.meta.get("src_lang") or "en")
+
+    def translate_documents(self, texts: Sequence[str], cfg: SearchConfig | None = None,
+                            progress: Callable[[int], None] | None = None,
+                            first_index: int = 0) -> list[DocumentTranslation]:
+        """Translate whole documents: split into sentences, one batched search, rejoined with
+        the same line breaks and whitespace (:mod:`seq2seq.inference.documents`).
+
+        Args:
+            texts: documents (several sentences, lines, paragraphs each).
+            cfg: search options, applied per sentence.
+            progress: called with the number of sentences finished (see :meth:`translate`).
+            first_index: number of ``texts[0]`` in warnings (e.g. its line number in a file).
+
+        Returns:
+            One :class:`~seq2seq.inference.documents.DocumentTranslation` per text.
+        """
+        return translate_documents(self.translate, texts, self.src_lang, cfg or SearchConfig(),
+                                   first_index=first_index, progress=progress)
+
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Source ids per text (no BOS/EOS, as in training)."""
         return self.src_tok.encode_batch(list(texts))
@@ -212,6 +236,7 @@ class Translator:
         cfg: SearchConfig | None = None,
         progress: Callable[[int], None] | None = None,
         first_index: int = 0,
+        labels: Sequence[str] | None = None,
     ) -> list[Translation]:
         """Translate ``texts``.
 
@@ -221,6 +246,7 @@ class Translator:
             progress: called with the number of sentences finished after each batch (e.g.
                 ``tqdm.update``); empty inputs are reported in the first call.
             first_index: number of ``texts[0]`` in warnings (e.g. its line number in a file).
+            labels: names of the texts in warnings instead (``"input 3, sentence 2"``).
 
         Returns:
             One :class:`Translation` per text, in input order.
@@ -236,8 +262,9 @@ class Translator:
             if 0 < limit < len(x):
                 cut[i] = len(x)
                 ids[i] = x[:limit]
-                log.warning("input %d has %d subword pieces; translating its first %d "
-                            "(max_input_length)", first_index + i, len(x), limit)
+                log.warning("%s has %d subword pieces; translating its first %d "
+                            "(max_input_length)",
+                            labels[i] if labels else f"input {first_index + i}", len(x), limit)
         todo = [i for i in range(len(texts)) if ids[i]]
         for i in range(len(texts)):
             if not ids[i]:  # blank, or no subword pieces at all (e.g. only zero-width spaces)
