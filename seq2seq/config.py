@@ -3,8 +3,9 @@
 These are the single source of truth for every option. Library code (model, search, training)
 takes these dataclasses; only the entry points register them with Hydra's ConfigStore so that a
 misspelled key, a wrong type or a value outside a choice fails at once with a message naming the
-key (and, for a choice, listing the allowed values); :func:`check_train_job` checks the numeric
-ranges of a whole training job, before any data is read.
+key (and, for a choice, listing the allowed values); :func:`check_search_config` checks the
+numeric ranges of the search options (a whole training job's are checked by
+:func:`seq2seq.training.job_check.check_train_job`).
 
 The choices (:class:`RNNType`, :class:`AttentionType`, ...) are string enums: a member compares
 equal to its value (``ModelConfig().rnn == "gru"``), and a dataclass built by hand from plain
@@ -15,7 +16,6 @@ modules that use them never check them again. This module imports no other ``seq
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -76,6 +76,17 @@ class Precision(Choice):
     """Autocast precision (see :func:`seq2seq.runtime.resolve_precision`)."""
 
     auto, fp32, bf16, fp16 = "auto", "fp32", "bf16", "fp16"
+
+
+class BestMetric(Choice):
+    """Dev metric that picks ``best.pt`` and drives early stopping and plateau decay."""
+
+    bleu, chrf, loss, ppl = "bleu", "chrf", "loss", "ppl"
+
+    @property
+    def higher_is_better(self) -> bool:
+        """BLEU and chrF grow with quality, loss and perplexity shrink."""
+        return self in (BestMetric.bleu, BestMetric.chrf)
 
 
 class _Choices:
@@ -153,6 +164,9 @@ class DataConfig(_Choices):
         joint_vocab: one sentencepiece model for both sides.
         max_src_len, max_tgt_len: training pairs longer than this (in subwords) are dropped.
         dev_max_sentences: validate on at most this many dev sentences (0 = all).
+        spm_src, spm_tgt: existing sentencepiece ``.model`` files to use instead of training
+            one for that side (its special ids must be pad/unk/bos/eos = 0/1/2/3); with
+            ``joint_vocab`` one model, ``spm_src``, serves both sides.
     """
 
     _section: ClassVar[str] = "data"
@@ -172,6 +186,8 @@ class DataConfig(_Choices):
     max_src_len: int = 100
     max_tgt_len: int = 100
     dev_max_sentences: int = 0
+    spm_src: str | None = None
+    spm_tgt: str | None = None
 
 
 @dataclass
@@ -228,15 +244,29 @@ class TrainConfig(_Choices):
         validate_every: updates between validations (dev loss, perplexity, BLEU; 0 = off).
         validate_minutes: also validate when this many minutes passed since the last one (0=off).
         val_beam_size: beam for dev BLEU (1 = greedy).
-        patience: early stopping after this many validations without BLEU gain (0 = off).
+        best_metric: dev metric that picks ``best.pt``, counts toward ``patience`` and drives
+            the plateau schedule: ``"bleu"``, ``"chrf"`` (higher is better), ``"loss"`` or
+            ``"ppl"`` (lower is better).
+        patience: early stopping after this many validations without a new best (0 = off).
         keep_last: number of step checkpoints to keep besides best.pt/last.pt.
+        keep_best: also keep the N best validations' weights as ``best_step_<S>.pt`` (for
+            ``seq2seq-average --best N``); 1 = only ``best.pt``.
         resume: continue from ``<run_dir>/checkpoints/last.pt`` when present.
+        init_from: start from this bundle's weights and sentencepiece models (fine-tuning,
+            domain adaptation); the model config comes from the bundle. ``resume`` wins when
+            the run directory already holds ``last.pt``.
+        reset_optimizer: with ``init_from``: fresh optimizer state (else the bundle's; needs a
+            bundle with training state, e.g. ``last.pt``).
+        reset_schedule: with ``init_from``: fresh learning-rate schedule (warmup again).
+        reset_best: with ``init_from``: forget the bundle's best dev score (a new dev set).
+        tensorboard: write TensorBoard scalars to ``<run_dir>/tensorboard`` (rank 0).
         log_every: updates between progress/CSV log lines.
     """
 
     _section: ClassVar[str] = "train"
     _choices: ClassVar[dict[str, type[Choice]]] = {
-        "precision": Precision, "optimizer": Optimizer, "schedule": Schedule}
+        "precision": Precision, "optimizer": Optimizer, "schedule": Schedule,
+        "best_metric": BestMetric}
 
     device: str = "auto"
     precision: Precision = Precision.auto
@@ -260,9 +290,16 @@ class TrainConfig(_Choices):
     validate_every: int = 500
     validate_minutes: float = 0.0
     val_beam_size: int = 1
+    best_metric: BestMetric = BestMetric.bleu
     patience: int = 0
     keep_last: int = 3
+    keep_best: int = 1
     resume: bool = False
+    init_from: str | None = None
+    reset_optimizer: bool = True
+    reset_schedule: bool = True
+    reset_best: bool = True
+    tensorboard: bool = True
     log_every: int = 50
 
 
@@ -358,52 +395,3 @@ def check_search_config(cfg: SearchConfig, section: str = "search") -> None:
         raise ValueError(f"{p}max_len_a and {p}max_len_b must be finite")
     if cfg.batch_size < 1:
         raise ValueError(f"{p}batch_size must be >= 1, got {cfg.batch_size}")
-
-
-def check_train_job(cfg: TrainJobConfig) -> None:
-    """Fail fast (before any data is read) with a ``ValueError`` naming a bad setting.
-
-    Choices (``model.rnn``, ``train.schedule``, ...) are already enums here (see
-    :class:`Choice`); this checks files and numeric ranges.
-
-    Args:
-        cfg: the job; its data files must exist.
-
-    Raises:
-        ValueError: the first bad setting found, e.g. ``"train.lr must be positive ..."``.
-    """
-    m, d, t = cfg.model, cfg.data, cfg.train
-    for key in ("encoder_layers", "decoder_layers", "hidden_size", "embed_dim"):
-        if getattr(m, key) < 1:
-            raise ValueError(f"model.{key} must be >= 1, got {getattr(m, key)}")
-    if not 0.0 <= m.dropout < 1.0:
-        raise ValueError(f"model.dropout must be in [0, 1), got {m.dropout}")
-    for key in ("src_train", "tgt_train", "src_dev", "tgt_dev"):
-        path = getattr(d, key)
-        if not path:
-            raise ValueError(f"data.{key} is not set: give a file, e.g. data.{key}=path/to/file")
-        if not os.path.exists(path):
-            raise ValueError(f"data.{key}: file {path} does not exist")
-    if d.vocab_size < 8:
-        raise ValueError(f"data.vocab_size must be >= 8, got {d.vocab_size}")
-    if t.accum_steps < 1:
-        raise ValueError(f"train.accum_steps must be >= 1, got {t.accum_steps}")
-    if t.max_tokens < 1:
-        raise ValueError(f"train.max_tokens must be >= 1, got {t.max_tokens}")
-    if len(t.betas) != 2:
-        raise ValueError(f"train.betas must hold two numbers, got {list(t.betas)}")
-    if not 0.0 <= t.label_smoothing < 1.0:
-        raise ValueError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
-    if t.val_beam_size < 1:
-        raise ValueError(f"train.val_beam_size must be >= 1, got {t.val_beam_size}")
-    if t.lr <= 0:
-        raise ValueError(f"train.lr must be positive, got {t.lr}")
-    if t.warmup_steps < 0:
-        raise ValueError(f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
-    if not 0.0 < t.lr_decay <= 1.0:
-        raise ValueError(f"train.lr_decay must be in (0, 1], got {t.lr_decay}")
-    if t.max_steps <= 0 and t.max_epochs <= 0 and t.max_minutes <= 0:
-        raise ValueError("set at least one of train.max_steps, train.max_epochs, "
-                         "train.max_minutes (all are 0 = unlimited)")
-    check_search_config(SearchConfig(**{**plain(cfg.search), "beam_size": t.val_beam_size,
-                                        "n_best": 1}))

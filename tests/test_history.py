@@ -87,3 +87,45 @@ def test_plot_failure_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixt
         h.plot()
     assert "could not write curves.png" in caplog.text
     assert not (tmp_path / "curves.png").exists()
+
+
+def tb_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the TensorBoard event files of ``tb_dir``, read back by tensorboard
+    (purged steps left out, as TensorBoard shows them)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    got = {tag: [(e.step, float(f"{e.value:.6g}")) for e in acc.Scalars(tag)]  # float32
+           for tag in acc.Tags()["scalars"]}
+    return {tag: values for tag, values in got.items() if values}
+
+
+def test_tensorboard_event_file_holds_the_scalars(tmp_path: Path) -> None:
+    h = TrainingHistory(tmp_path, tensorboard=True)
+    _log_three(h)
+    h.close()
+    got = tb_scalars(tmp_path / "tensorboard")
+    assert got["train/loss"] == [(1, 4.56789), (2, 4.0)]
+    assert got["train/tokens_per_s"] == [(1, 1234.6), (2, 1000.0)]
+    assert got["train/lr"] == [(1, 0.001), (2, 0.002), (2, 0.002)]  # dev rows log the lr too
+    assert got["dev/bleu"] == [(2, 12.346)] and got["dev/chrf"] == [(2, 40.0)]
+    assert got["dev/loss"] == [(2, 3.12346)] and got["dev/ppl"] == [(2, 19.841)]
+    (tmp_path / "no_tb").mkdir()
+    off = TrainingHistory(tmp_path / "no_tb")
+    _log_three(off)
+    assert not (tmp_path / "no_tb" / "tensorboard").exists()
+
+
+def test_tensorboard_after_resume_shows_no_doubled_steps(tmp_path: Path) -> None:
+    h = TrainingHistory(tmp_path, tensorboard=True)
+    _log_three(h)
+    saved = h.state()[:1]  # checkpoint after step 1; the run went on to step 2, then died
+    h.close()
+    resumed = TrainingHistory(tmp_path, tensorboard=True)
+    resumed.restore(saved)
+    resumed.log_train(2, 0.25, loss=3.0, nll=2.0, lr=2e-3, tokens_per_s=900.0, elapsed_s=100.0)
+    resumed.close()
+    got = tb_scalars(tmp_path / "tensorboard")
+    assert got["train/loss"] == [(1, 4.56789), (2, 3.0)]
+    assert "dev/bleu" not in got  # the dead segment's validation at step 2 is purged

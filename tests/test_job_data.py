@@ -73,3 +73,52 @@ def test_encode_datasets_filters_training_pairs_only() -> None:
     with pytest.raises(ValueError, match="no training pairs left after filtering train.de"):
         encode_datasets(pairs, pairs, src_tok, tgt_tok, DataConfig(max_src_len=1,
                                                                    src_train="train.de"))
+
+
+def _spm_file(path: Path, sentences: list[str], vocab: int, **ids: int) -> Path:
+    """Train a real sentencepiece model with the given special ids and write it to ``path``."""
+    import io
+
+    import sentencepiece as spm
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=buf,
+                                   vocab_size=vocab, hard_vocab_limit=False, minloglevel=2, **ids)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+OUR_IDS = dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3)
+
+
+def test_own_sentencepiece_models_are_used_for_their_side(tiny_corpus: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    d0 = DataConfig(src_lang="de", tgt_lang="en", **{k: str(v) for k, v in tiny_corpus.items()})
+    pairs, _ = load_pairs(d0)
+    own = _spm_file(tmp_path / "own.de.model", [p[0] for p in pairs], 90, **OUR_IDS)
+    d = DataConfig(src_lang="de", tgt_lang="en", vocab_size=120, spm_src=str(own))
+    src, tgt = train_job_tokenizers(pairs, d, 0, tmp_path / "spm", DistContext())
+    assert src == Tokenizer(own.read_bytes()) and src.vocab_size == 90
+    assert tgt.vocab_size == 120  # the target side without a model is trained
+    assert (tmp_path / "spm/de.model").read_bytes() == own.read_bytes()
+    # joint: the one model serves both sides
+    j = DataConfig(src_lang="de", tgt_lang="en", joint_vocab=True, spm_src=str(own))
+    src, tgt = train_job_tokenizers(pairs, j, 0, tmp_path / "spm2", DistContext())
+    assert src is tgt and src.vocab_size == 90
+
+
+def test_own_sentencepiece_model_with_other_special_ids_is_named(tiny_corpus: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    pairs = [(s, s) for s in SRC * 20]
+    default_ids = _spm_file(tmp_path / "default.model", SRC * 20, 40)  # unk 0, bos 1, eos 2
+    d = DataConfig(spm_tgt=str(default_ids))
+    with pytest.raises(ValueError) as err:
+        train_job_tokenizers(pairs, d, 0, tmp_path / "spm", DistContext())
+    msg = str(err.value)
+    assert msg.startswith(f"data.spm_tgt: {default_ids}: sentencepiece model has special ids "
+                          "pad/unk/bos/eos=(-1, 0, 1, 2), expected (0, 1, 2, 3)")
+    assert "--pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3" in msg
+    (tmp_path / "junk.model").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="data.spm_src: .*junk.model is not a sentencepiece"):
+        train_job_tokenizers(pairs, DataConfig(spm_src=str(tmp_path / "junk.model")), 0,
+                             tmp_path / "spm", DistContext())

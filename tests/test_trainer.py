@@ -64,7 +64,7 @@ def test_resume_after_crash_equals_uninterrupted_run(
     def no_retrain(*args: object, **kwargs: object) -> None:
         raise AssertionError("resume must reuse the bundle's sentencepiece models")
 
-    monkeypatch.setattr("seq2seq.training.job_data.train_tokenizers", no_retrain)
+    monkeypatch.setattr(Tokenizer, "train", no_retrain)
     resumed = Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, resume=True)),
                       tmp_path / "b").fit()
     assert resumed.step == 8
@@ -173,7 +173,7 @@ def test_accumulated_micro_batches_give_the_full_batch_gradient(
 
 
 def test_bad_settings_fail_before_training(tiny_corpus: dict[str, Path], tmp_path: Path) -> None:
-    """The constructor resolves the device and checks the job (seq2seq.config.check_train_job)."""
+    """The constructor resolves the device and checks the job (seq2seq.training.job_check.check_train_job)."""
     job = tiny_job(tiny_corpus)
     with pytest.raises(ValueError, match="train.device"):
         Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, device="tpu")),
@@ -242,3 +242,38 @@ def test_a_failing_checkpoint_write_stops_training_and_keeps_the_last_good_one(
     assert load_bundle(ck / "last.pt")["train_state"]["step"] == 4
     assert load_bundle(ck / "best.pt")["meta"]["step"] == 4
     assert not list(ck.glob("*.tmp"))
+
+
+def test_best_by_loss_keeps_the_n_best_and_writes_tensorboard(tiny_corpus: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    """best_metric=loss picks best.pt by dev loss; keep_best=2 keeps the two best validations'
+    weights (seq2seq-average --best averages them); the scalars reach TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from seq2seq.cli.average import main as average_main
+
+    job = tiny_job(tiny_corpus, max_steps=12, validate_every=3, best_metric="loss", keep_best=2,
+                   keep_last=0)
+    tr = Trainer(job, tmp_path)
+    res = tr.fit()
+    devs = [(int(r["step"]), r["dev_loss"]) for r in tr.history.rows if "dev_loss" in r]
+    assert [s for s, _ in devs] == [3, 6, 9, 12]
+    ranked = sorted(devs, key=lambda d: d[1])
+    assert res.best_metric == "loss" and res.best_step == ranked[0][0]
+    assert res.best_value == pytest.approx(ranked[0][1], abs=1e-5)
+    ck = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ck.glob("best_step_*.pt")) == sorted(
+        f"best_step_{s}.pt" for s, _ in ranked[:2])
+    assert load_bundle(ck / "best.pt")["meta"]["step"] == ranked[0][0]
+    for s, _ in ranked[:2]:
+        assert load_bundle(ck / f"best_step_{s}.pt")["train_state"] is None
+    average_main(["--run-dir", str(tmp_path), "--best"])
+    avg = load_bundle(ck / "avg_best2.pt")
+    assert sorted(a["step"] for a in avg["meta"]["averaged_from"]) == sorted(
+        s for s, _ in ranked[:2])
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("dev/loss")] == [3, 6, 9, 12]
+    assert [e.step for e in acc.Scalars("train/loss")] == list(range(1, 13))
+    assert {"train/lr", "train/tokens_per_s", "dev/bleu", "dev/chrf", "dev/ppl"} <= set(
+        acc.Tags()["scalars"])

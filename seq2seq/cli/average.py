@@ -24,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--run-dir", help="run directory holding checkpoints/step_<N>.pt")
     ap.add_argument("--last", type=int, default=5,
                     help="with --run-dir: average the K highest-step checkpoints (default 5)")
+    ap.add_argument("--best", action="store_true",
+                    help="with --run-dir: average the best validations' checkpoints "
+                         "(best_step_<N>.pt, kept by train.keep_best=N) instead")
     ap.add_argument("-o", "--output",
                     help="output bundle (default with --run-dir: checkpoints/avg_last<K>.pt)")
     args = ap.parse_args(argv)
@@ -31,13 +34,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         if bool(args.checkpoints) == bool(args.run_dir):
             ap.error("give either checkpoint files or --run-dir")
         if args.run_dir:
-            if args.last < 1:
-                ap.error("--last must be >= 1")
-            paths = step_checkpoints(args.run_dir)[-args.last:]
-            if len(paths) < args.last:
-                print(f"seq2seq-average: only {len(paths)} step checkpoints, averaging those",
-                      file=sys.stderr)
-            output = Path(args.output or paths[-1].parent / f"avg_last{len(paths)}.pt")
+            if args.best:
+                paths = step_checkpoints(args.run_dir, best=True)
+                output = Path(args.output or paths[-1].parent / f"avg_best{len(paths)}.pt")
+            else:
+                if args.last < 1:
+                    ap.error("--last must be >= 1")
+                paths = step_checkpoints(args.run_dir)[-args.last:]
+                if len(paths) < args.last:
+                    print(f"seq2seq-average: only {len(paths)} step checkpoints, averaging "
+                          "those", file=sys.stderr)
+                output = Path(args.output or paths[-1].parent / f"avg_last{len(paths)}.pt")
         else:
             paths = [Path(p) for p in args.checkpoints]
             if not args.output:

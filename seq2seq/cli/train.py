@@ -8,6 +8,7 @@ misspelled key or a wrong type stops the run at once with an error naming the ke
     seq2seq-train model=large train=gpu               # classic GPU setup
     seq2seq-train hydra.run.dir=runs/a train.resume=true    # continue an interrupted run
     seq2seq-train -m model.hidden_size=128,256        # sweep, one output dir per job
+    seq2seq-train data=custom ... train.init_from=best.pt   # fine-tune a trained model
     torchrun --nproc_per_node=2 -m seq2seq.cli.train hydra.run.dir=runs/ddp   # DDP
 
 Under ``torchrun`` only rank 0 writes Hydra's outputs (``.hydra/``, the log file) and the run
@@ -21,6 +22,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 import hydra
@@ -29,6 +31,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq.checkpoint import load_bundle, model_config_from_bundle
 from seq2seq.config import (
     DataConfig,
     ModelConfig,
@@ -36,10 +39,11 @@ from seq2seq.config import (
     ServeConfig,
     TrainConfig,
     TrainJobConfig,
-    check_train_job,
 )
 from seq2seq.runtime import resolve_device
 from seq2seq.training import distributed as D
+from seq2seq.training.init_from import merged_model_config
+from seq2seq.training.job_check import check_train_job
 from seq2seq.training.run_checkpoints import CheckpointWriteError
 from seq2seq.training.trainer import Trainer
 
@@ -47,7 +51,8 @@ log = logging.getLogger(__name__)
 
 # conf/ beside the package (the repository root); Hydra's --config-dir adds others
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-_PATH_KEYS = ("src_train", "tgt_train", "src_dev", "tgt_dev", "src_test", "tgt_test")
+_PATH_KEYS = ("src_train", "tgt_train", "src_dev", "tgt_dev", "src_test", "tgt_test", "spm_src",
+              "spm_tgt")
 
 
 def register_configs() -> None:
@@ -71,7 +76,35 @@ def to_job_config(cfg: DictConfig) -> TrainJobConfig:
         value = getattr(job.data, key)
         if value:
             setattr(job.data, key, to_absolute_path(value))
+    if job.train.init_from:
+        job.train.init_from = to_absolute_path(job.train.init_from)
     return job
+
+
+def given_model_keys(overrides: list[str]) -> set[str]:
+    """The ``model.*`` keys set on the command line (``model=<preset>`` sets them all).
+
+    Args:
+        overrides: Hydra's task overrides (``["model.hidden_size=512", "train.lr=1e-3"]``).
+    """
+    keys: set[str] = set()
+    for o in overrides:
+        key = o.lstrip("+~").split("=", 1)[0]
+        if key == "model":
+            keys |= {f.name for f in fields(ModelConfig)}
+        elif key.startswith("model."):
+            keys.add(key.removeprefix("model."))
+    return keys
+
+
+def fine_tune_model(job: TrainJobConfig, overrides: list[str]) -> None:
+    """With ``train.init_from``: the model config becomes the bundle's, keeping what the command
+    line set explicitly; an explicit contradiction is a ``ValueError`` naming the key."""
+    if not job.train.init_from:
+        return
+    bundle = load_bundle(job.train.init_from)
+    job.model = merged_model_config(model_config_from_bundle(bundle), job.model,
+                                    given_model_keys(overrides))
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
@@ -80,6 +113,7 @@ def _run(cfg: DictConfig) -> float | None:
     job = to_job_config(cfg)
     try:
         check_train_job(job)
+        fine_tune_model(job, list(HydraConfig.get().overrides.task))
         device = resolve_device(job.train.device)
     except ValueError as err:  # a bad setting: one line naming the key, no traceback
         raise SystemExit(f"seq2seq-train: config error: {err}") from None

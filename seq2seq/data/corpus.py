@@ -1,8 +1,11 @@
-"""Reading text corpora: UTF-8 lines (gzip transparently) and line-aligned parallel files."""
+"""Reading and writing text corpora: UTF-8 lines (gzip transparently), line-aligned parallel
+files."""
 
 from __future__ import annotations
 
 import gzip
+import io
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -38,3 +41,21 @@ def load_parallel(src_path: str | Path, tgt_path: str | Path) -> list[tuple[str,
             f"{tgt_path} has {len(tgt)} lines"
         )
     return list(zip(src, tgt, strict=True))
+
+
+def write_lines(path: str | Path, lines: Sequence[str]) -> None:
+    """Write lines (UTF-8, ``\\n``); gzip with ``mtime=0`` and no name when ``path`` ends in .gz.
+
+    The file is written to ``path.tmp`` and renamed, so a reader never sees half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    if path.suffix == ".gz":
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as gz:
+            gz.write(data)
+        data = buf.getvalue()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

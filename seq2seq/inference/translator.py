@@ -86,7 +86,7 @@ def describe(model_config: dict[str, Any], meta: dict[str, Any], src_tok: Tokeni
 
     Returns:
         Model config, languages, vocabulary sizes, step, dev BLEU, creation time, averaging
-        sources, parameter count and the checkpoint path.
+        sources, the bundle it was fine-tuned from, parameter count and the checkpoint path.
     """
     return {
         "checkpoint": path,
@@ -100,6 +100,7 @@ def describe(model_config: dict[str, Any], meta: dict[str, Any], src_tok: Tokeni
         "dev_bleu": meta.get("dev_bleu"),
         "created": meta.get("created"),
         "averaged_from": meta.get("averaged_from"),
+        "init_from": meta.get("init_from"),
         "parameters": parameters,
     }
 

@@ -5,8 +5,9 @@ loading the resume checkpoint:
 
 * :func:`load_pairs` reads the train and dev files (dev cut to ``dev_max_sentences``);
 * :func:`train_job_tokenizers` trains the sentencepiece models on the training split on rank 0
-  only, writes them to ``<spm_dir>/<lang>.model`` and broadcasts them, so every rank encodes
-  alike (a resumed run takes the checkpoint's models instead and never retrains);
+  only (or loads the user's own, ``data.spm_src``/``data.spm_tgt``), writes them to
+  ``<spm_dir>/<lang>.model`` and broadcasts them, so every rank encodes alike (a resumed or
+  fine-tuned run takes its checkpoint's models instead and never retrains);
 * :func:`encode_datasets` encodes both splits, dropping over-long and empty training pairs.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from seq2seq.config import DataConfig
 from seq2seq.data import ParallelDataset, load_parallel
-from seq2seq.tokenizer import Tokenizer, train_tokenizers
+from seq2seq.tokenizer import Tokenizer
 from seq2seq.training import distributed as D
 
 log = logging.getLogger(__name__)
@@ -45,35 +46,51 @@ def load_pairs(d: DataConfig) -> tuple[Pairs, Pairs]:
 
 def train_job_tokenizers(pairs: Pairs, d: DataConfig, seed: int, spm_dir: str | Path,
                          ctx: D.DistContext) -> tuple[Tokenizer, Tokenizer]:
-    """Sentencepiece models trained on ``pairs`` on rank 0, written there, broadcast to all.
+    """Sentencepiece models trained on ``pairs`` (or read from ``d.spm_src``/``d.spm_tgt``) on
+    rank 0, written there, broadcast to all.
 
     Collective: every rank must call it. A corpus too small for ``d.vocab_size`` gives a smaller
     vocabulary and a warning, not an error.
 
     Args:
         pairs: the training pairs (read on rank 0 only).
-        d: ``vocab_size``, ``spm_model_type``, ``joint_vocab``, ``src_lang``, ``tgt_lang``.
+        d: ``vocab_size``, ``spm_model_type``, ``joint_vocab``, ``src_lang``, ``tgt_lang``, and
+            the user's own models ``spm_src``/``spm_tgt`` (a side without one is trained).
         seed: sentencepiece seed.
         spm_dir: where rank 0 writes ``<src_lang>.model`` and ``<tgt_lang>.model``.
         ctx: distributed context.
 
     Returns:
         ``(src_tokenizer, tgt_tokenizer)``; the same object twice with ``d.joint_vocab``.
+
+    Raises:
+        ValueError: a given model's special ids differ from the project's (the message names
+            the key, the file and the ids).
     """
     protos = None
     if ctx.is_main:
-        t0 = time.perf_counter()
-        src, tgt = train_tokenizers(
-            [p[0] for p in pairs], [p[1] for p in pairs], d.vocab_size,
-            model_type=d.spm_model_type, joint=d.joint_vocab, seed=seed, hard_vocab_limit=False,
-        )
-        for side, tok in (("src", src), ("tgt", tgt)):
-            if tok.vocab_size < d.vocab_size:
+        given = {"src": d.spm_src, "tgt": d.spm_src if d.joint_vocab else d.spm_tgt}
+        sides = ("src",) if d.joint_vocab else ("src", "tgt")
+        toks: dict[str, Tokenizer] = {}
+        for side in sides:
+            if given[side]:
+                toks[side] = load_spm(given[side], f"data.spm_{side}")
+                log.info("%s sentencepiece model from %s (%d pieces)", side, given[side],
+                         toks[side].vocab_size)
+                continue
+            t0 = time.perf_counter()
+            sents = [p[0] for p in pairs] if side == "src" else [p[1] for p in pairs]
+            if d.joint_vocab:
+                sents = sents + [p[1] for p in pairs]
+            toks[side] = Tokenizer.train(sents, d.vocab_size, d.spm_model_type, seed=seed,
+                                         hard_vocab_limit=False)
+            if toks[side].vocab_size < d.vocab_size:
                 log.warning("%s sentencepiece vocabulary has %d pieces, fewer than "
-                            "data.vocab_size=%d (small corpus)", side, tok.vocab_size,
+                            "data.vocab_size=%d (small corpus)", side, toks[side].vocab_size,
                             d.vocab_size)
-        log.info("trained sentencepiece (%s, %d/%d pieces) in %.1fs", d.spm_model_type,
-                 src.vocab_size, tgt.vocab_size, time.perf_counter() - t0)
+            log.info("trained %s sentencepiece (%s, %d pieces) in %.1fs", side,
+                     d.spm_model_type, toks[side].vocab_size, time.perf_counter() - t0)
+        src, tgt = toks["src"], toks.get("tgt", toks["src"])
         protos = (src.to_bytes(), tgt.to_bytes())
         spm_dir = Path(spm_dir)
         spm_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +99,25 @@ def train_job_tokenizers(pairs: Pairs, d: DataConfig, seed: int, spm_dir: str | 
     protos = D.broadcast_object(protos, ctx)
     src = Tokenizer(protos[0])
     return (src, src) if d.joint_vocab else (src, Tokenizer(protos[1]))
+
+
+def load_spm(path: str | Path, key: str) -> Tokenizer:
+    """A user's sentencepiece model file as a :class:`~seq2seq.tokenizer.Tokenizer`.
+
+    Args:
+        path: the ``.model`` file.
+        key: the config key that named it (for messages).
+
+    Raises:
+        ValueError: not a sentencepiece model, or its special ids differ from ours.
+    """
+    try:
+        return Tokenizer(Path(path).read_bytes())
+    except ValueError as err:  # the special ids: say which file and how to retrain it
+        raise ValueError(f"{key}: {path}: {err}; train it with --pad_id=0 --unk_id=1 "
+                         "--bos_id=2 --eos_id=3") from None
+    except RuntimeError as err:  # sentencepiece could not parse it
+        raise ValueError(f"{key}: {path} is not a sentencepiece model ({err})") from None
 
 
 def encode_datasets(train_pairs: Pairs, dev_pairs: Pairs, src_tok: Tokenizer, tgt_tok: Tokenizer,

@@ -5,7 +5,9 @@
 * ``step_<N>.pt``: copies of ``last.pt`` at update ``N``; only the newest ``keep_last`` are kept
   (``seq2seq-average`` reads them);
 * ``best.pt``: the lean bundle (no training state; what ``seq2seq-evaluate`` and the server load)
-  of the best validation so far.
+  of the best validation so far;
+* ``best_step_<N>.pt``: with ``train.keep_best > 1``, lean bundles of the ``keep_best`` best
+  validations (``seq2seq-average --best K`` averages them).
 
 Every file is replaced atomically (written beside, then ``os.replace``-d), so a run killed at any
 moment leaves complete files behind, and a write that fails (disk full) removes its partial file
@@ -111,6 +113,20 @@ class RunCheckpoints:
             bundle: the lean bundle (``train_state`` None).
         """
         self._write(self.best, bundle)
+
+    def save_kept_best(self, step: int, bundle: dict[str, Any], keep_steps: list[int]) -> None:
+        """Write ``best_step_<step>.pt``; remove the ``best_step_*.pt`` not in ``keep_steps``.
+
+        Args:
+            step: updates done (the validation just made).
+            bundle: its lean bundle.
+            keep_steps: the steps of the best validations to keep (``step`` among them).
+        """
+        self._write(self.ckpt_dir / f"best_step_{step}.pt", bundle)
+        keep = {f"best_step_{s}.pt" for s in keep_steps}
+        for p in self.ckpt_dir.glob("best_step_*.pt"):
+            if p.name not in keep:
+                p.unlink(missing_ok=True)
 
     @staticmethod
     def _write(path: Path, bundle: dict[str, Any]) -> None:

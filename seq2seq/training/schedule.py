@@ -37,7 +37,7 @@ class LRSchedule:
         lr_patience: validations without improvement before a plateau decay.
         min_lr: floor of the decayed rate (warmup may start lower).
 
-    The ranges are checked once, by :func:`seq2seq.config.check_train_job`.
+    The ranges are checked once, by :func:`seq2seq.training.job_check.check_train_job`.
     """
 
     def __init__(

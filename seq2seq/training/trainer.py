@@ -10,12 +10,14 @@ Hydra here) and does everything ``seq2seq-train`` promises, with the parts in th
   :class:`~seq2seq.training.schedule.LRSchedule`;
 * CUDA with bf16/fp16 autocast (+ ``GradScaler`` for fp16) or CPU fp32 (:mod:`seq2seq.runtime`);
 * validation every ``validate_every`` updates and/or ``validate_minutes``: dev loss, perplexity and
-  sacreBLEU of greedy/beam output (:mod:`seq2seq.training.dev_eval`), best-by-BLEU checkpoint, early
-  stopping;
+  sacreBLEU of greedy/beam output (:mod:`seq2seq.training.dev_eval`); the best checkpoint(s) by
+  ``train.best_metric`` and early stopping (:mod:`seq2seq.training.selection`);
+* fine-tuning from a trained bundle, ``train.init_from`` (:mod:`seq2seq.training.init_from`);
 * checkpoints ``checkpoints/{last,best,step_<N>}.pt`` (:mod:`seq2seq.training.run_checkpoints`) holding
   everything needed to resume exactly (optimizer, schedule, sampler position, every rank's RNG
   state, history), so a run killed at any moment continues without repeating or skipping data;
-* ``<run_dir>/metrics.csv`` and ``<run_dir>/curves.png`` (:mod:`seq2seq.training.history`);
+* ``<run_dir>/metrics.csv``, ``<run_dir>/curves.png`` and TensorBoard scalars in
+  ``<run_dir>/tensorboard`` (:mod:`seq2seq.training.history`);
 * SIGTERM or SIGINT (a scheduler's preemption notice, Ctrl-C): every rank stops at the same
   update boundary, ``last.pt`` is written and :meth:`Trainer.fit` returns with stop reason
   ``"preempted"`` (:mod:`seq2seq.training.preemption`); a checkpoint that cannot be written
@@ -45,24 +47,22 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seq2seq.checkpoint import make_bundle, model_config_from_bundle, tokenizers_from_bundle
-from seq2seq.config import TrainJobConfig, check_train_job, plain
+from seq2seq.config import TrainJobConfig, plain
 from seq2seq.data import Batch, TokenBatchSampler
 from seq2seq.inference import Translator
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.runtime import (
-    precision_reason,
-    resolve_device,
-    resolve_precision,
-    rng_state,
-    set_rng_state,
-)
+from seq2seq.runtime import precision_reason, resolve_device, resolve_precision, rng_state
 from seq2seq.training import distributed as D
 from seq2seq.training.dev_eval import dev_scores
 from seq2seq.training.history import TrainingHistory
+from seq2seq.training.init_from import load_init
+from seq2seq.training.job_check import check_train_job
 from seq2seq.training.job_data import encode_datasets, load_pairs, train_job_tokenizers
 from seq2seq.training.preemption import StopSignals
 from seq2seq.training.run_checkpoints import RunCheckpoints
 from seq2seq.training.schedule import LRSchedule
+from seq2seq.training.selection import ModelSelection
+from seq2seq.training.train_state import capture_train_state, carry_over, restore_train_state
 from seq2seq.training.update import Updater
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,10 @@ class TrainResult:
     Attributes:
         step: updates done.
         epochs: completed epochs plus the fraction of the current one.
-        best_bleu: best dev BLEU (None if never validated).
+        best_bleu: dev BLEU of the best checkpoint (None if never validated).
         best_step: update of the best checkpoint.
+        best_metric: the metric that chose it (``train.best_metric``).
+        best_value: its value there.
         last_dev: scores of the last validation.
         stop_reason: ``"max_steps"``, ``"max_epochs"``, ``"max_minutes"``, ``"early_stopping"``
             or ``"preempted"`` (SIGTERM/SIGINT: ``last.pt`` written, resume with
@@ -89,6 +91,8 @@ class TrainResult:
     epochs: float
     best_bleu: float | None
     best_step: int | None
+    best_metric: str
+    best_value: float | None
     last_dev: dict[str, float] | None
     stop_reason: str
     elapsed_s: float
@@ -115,11 +119,11 @@ class Trainer:
             self.device = torch.device("cuda", self.ctx.local_rank)
         self.amp_dtype = resolve_precision(cfg.train.precision, self.device)
         self.checkpoints = RunCheckpoints(self.run_dir / "checkpoints")
-        self.history = TrainingHistory(self.run_dir, write=self.ctx.is_main)
+        self.history = TrainingHistory(self.run_dir, write=self.ctx.is_main,
+                                       tensorboard=cfg.train.tensorboard)
         self.step = 0
-        self.best_bleu: float | None = None
-        self.best_step: int | None = None
-        self.bad_validations = 0
+        self.selection = ModelSelection(cfg.train.best_metric, cfg.train.keep_best)
+        self.init_origin: dict[str, Any] | None = None
         self.last_val_step = 0
         self.last_dev: dict[str, float] | None = None
         self.elapsed_before = 0.0
@@ -136,12 +140,21 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         self.train_pairs, self.dev_pairs = load_pairs(cfg.data)
         bundle = self.checkpoints.load_resume(self.ctx) if t.resume else None
+        init = load_init(t, cfg.model) if t.init_from and bundle is None else None
         if bundle is not None:
             self.src_tok, self.tgt_tok = tokenizers_from_bundle(bundle)
+            self.init_origin = (bundle.get("meta") or {}).get("init_from")
+        elif init is not None:
+            self.src_tok, self.tgt_tok = tokenizers_from_bundle(init.bundle)
+            self.init_origin = init.origin
+            if self.ctx.is_main:
+                log.info("fine-tuning from %s (step %d); its sentencepiece models and model "
+                         "config are kept", init.path, init.origin["step"])
         else:
             self.src_tok, self.tgt_tok = train_job_tokenizers(
                 self.train_pairs, cfg.data, cfg.seed, self.run_dir / "spm", self.ctx)
-        self.model_cfg = model_config_from_bundle(bundle) if bundle else cfg.model
+        self.model_cfg = (model_config_from_bundle(bundle) if bundle else
+                          init.model_cfg if init else cfg.model)
         if bundle and self.model_cfg != cfg.model:
             log.warning("resuming with the checkpoint's model config %s (ignoring model.*)",
                         self.model_cfg)
@@ -152,8 +165,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.model = Seq2Seq(self.model_cfg, self.src_tok.vocab_size, self.tgt_tok.vocab_size)
-        if bundle:
-            self.model.load_state_dict(bundle["model"])
+        if bundle or init:
+            self.model.load_state_dict((bundle or init.bundle)["model"])
         self.model.to(self.device)
         opt_cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, betas=tuple(t.betas),
@@ -167,7 +180,9 @@ class Trainer:
         # different dropout masks per rank; the same init everywhere (seeded above)
         torch.manual_seed(cfg.seed + 1000 * self.ctx.rank + 1)
         if bundle:
-            self._restore(bundle["train_state"])
+            restore_train_state(self, bundle["train_state"])
+        elif init:
+            carry_over(self, init.bundle.get("train_state"))
         self.data_state = self.sampler.state_dict()
         if self.ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -178,65 +193,31 @@ class Trainer:
                                self.device, self.amp_dtype, self.ctx.world_size, self.ctx.enabled,
                                t.label_smoothing, t.clip_norm)
 
-    def _restore(self, ts: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(ts["optimizer"])
-        self.schedule.load_state_dict(ts["scheduler"])
-        if self.scaler is not None and ts.get("scaler"):
-            self.scaler.load_state_dict(ts["scaler"])
-        self.sampler.load_state_dict(ts["sampler"])
-        self.step = int(ts["step"])
-        self.best_bleu = ts["best_bleu"]
-        self.best_step = ts["best_step"]
-        self.bad_validations = int(ts["bad_validations"])
-        self.last_val_step = int(ts["last_val_step"])
-        self.last_dev = ts["last_dev"]
-        self.elapsed_before = float(ts["elapsed_s"])
-        self.history.restore(ts["history"])
-        rngs = ts["rng"]
-        if len(rngs) == self.ctx.world_size:
-            set_rng_state(rngs[self.ctx.rank], self.device)
-        else:
-            log.warning("checkpoint has RNG states of %d ranks, this job has %d: reseeding",
-                        len(rngs), self.ctx.world_size)
-            torch.manual_seed(self.cfg.seed + 1000 * self.ctx.rank + self.step)
-
-    def _train_state(self, rngs: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "step": self.step,
-            "epoch": self.data_state["epoch"],
-            "sampler": dict(self.data_state),
-            "rng": rngs,
-            "world_size": self.ctx.world_size,
-            "best_bleu": self.best_bleu,
-            "best_step": self.best_step,
-            "bad_validations": self.bad_validations,
-            "last_val_step": self.last_val_step,
-            "last_dev": self.last_dev,
-            "elapsed_s": self.elapsed(),
-            "history": self.history.state(),
-        }
-
     def _bundle(self, train_state: dict[str, Any] | None, dev_bleu: float | None) -> dict:
         config = plain(self.cfg)
         config.pop("defaults", None)
         meta = {"src_lang": self.cfg.data.src_lang, "tgt_lang": self.cfg.data.tgt_lang,
                 "step": self.step, "dev_bleu": dev_bleu, "config": config}
+        if self.init_origin is not None:
+            meta["init_from"] = self.init_origin
         return make_bundle(self.model, self.model_cfg, self.src_tok, self.tgt_tok, meta,
                            train_state)
 
-    def _save(self, improved: bool) -> None:
-        """Write last.pt (+ step_<N>.pt, + best.pt when improved); collective over ranks."""
+    def _save(self, improved: bool, kept: bool = False) -> None:
+        """Write last.pt (+ step_<N>.pt, + best.pt when improved, + best_step_<N>.pt when among
+        the ``keep_best`` best); collective over ranks."""
         rngs = D.all_gather_object(rng_state(self.device), self.ctx)
         if not self.ctx.is_main:
             return
         bleu = self.last_dev["bleu"] if self.last_dev else None
-        self.checkpoints.save(self.step, self._bundle(self._train_state(rngs), bleu),
+        self.checkpoints.save(self.step, self._bundle(capture_train_state(self, rngs), bleu),
                               self.cfg.train.keep_last)
-        if improved:
-            self.checkpoints.save_best(self._bundle(None, bleu))
+        if improved or kept:
+            lean = self._bundle(None, bleu)
+            if improved:
+                self.checkpoints.save_best(lean)
+            if kept and self.cfg.train.keep_best > 1:
+                self.checkpoints.save_kept_best(self.step, lean, self.selection.kept_steps)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:
@@ -289,7 +270,7 @@ class Trainer:
             return "max_steps"
         if t.max_epochs > 0 and self.epochs_done() >= t.max_epochs:
             return "max_epochs"
-        if t.patience > 0 and self.bad_validations >= t.patience:
+        if t.patience > 0 and self.selection.bad_validations >= t.patience:
             return "early_stopping"
         return None
 
@@ -300,20 +281,17 @@ class Trainer:
         self.last_dev = dev
         self.last_val_step = self.step
         self._last_val_time = time.perf_counter()
-        improved = self.best_bleu is None or dev["bleu"] > self.best_bleu
-        if improved:
-            self.best_bleu, self.best_step = dev["bleu"], self.step
-            self.bad_validations = 0
-        else:
-            self.bad_validations += 1
-        decayed = self.schedule.report(dev["bleu"])
+        improved, kept = self.selection.report(self.step, dev)
+        decayed = self.schedule.report(self.selection.signal(dev))
         self.history.log_dev(self.step, self.epochs_done(), dev, self.schedule.lr, self.elapsed())
         if self.ctx.is_main:
+            sel = self.selection
             log.info("dev @ %d: loss %.3f ppl %.2f BLEU %.2f chrF %.2f%s%s", self.step,
                      dev["loss"], dev["ppl"], dev["bleu"], dev["chrf"],
-                     " (best)" if improved else f" (best {self.best_bleu:.2f} @ {self.best_step})",
+                     f" (best {sel.metric})" if improved else
+                     f" (best {sel.metric} {sel.best_value:.4g} @ {sel.best_step})",
                      f"; lr -> {self.schedule.lr:.2e}" if decayed else "")
-        self._save(improved)
+        self._save(improved, kept)
         self.history.plot()
 
     def fit(self) -> TrainResult:
@@ -391,13 +369,17 @@ class Trainer:
             elif self.step > 0 and self.last_val_step != self.step:
                 self._validate_and_save()
         bar.close()
+        self.history.close()
+        sel = self.selection
+        best_bleu = (sel.best_dev or {}).get("bleu")
         if self.ctx.is_main:
-            log.info("stopped (%s) at update %d, %.2f epochs, %.1f min; best dev BLEU %s @ %s",
-                     reason, self.step, self.epochs_done(), self.elapsed() / 60,
-                     f"{self.best_bleu:.2f}" if self.best_bleu is not None else "-",
-                     self.best_step)
+            log.info("stopped (%s) at update %d, %.2f epochs, %.1f min; best dev %s %s @ %s",
+                     reason, self.step, self.epochs_done(), self.elapsed() / 60, sel.metric,
+                     f"{sel.best_value:.4g}" if sel.best_value is not None else "-",
+                     sel.best_step)
         D.barrier(self.ctx)
-        return TrainResult(step=self.step, epochs=self.epochs_done(), best_bleu=self.best_bleu,
-                           best_step=self.best_step, last_dev=self.last_dev,
+        return TrainResult(step=self.step, epochs=self.epochs_done(), best_bleu=best_bleu,
+                           best_step=sel.best_step, best_metric=str(sel.metric),
+                           best_value=sel.best_value, last_dev=self.last_dev,
                            stop_reason=reason or "", elapsed_s=self.elapsed(),
                            run_dir=self.run_dir)
