@@ -1,8 +1,9 @@
-"""Benchmark the fused recurrent core against torch.nn.LSTM/GRU and a naive cell loop.
+"""Benchmark the fused recurrent core against torch.nn.LSTM/GRU/RNN and a naive cell loop.
 
-``python -m benchmarks.rnn_core [--threads 2] [--repeats 3] [--json out.json]`` prints one
-table measured in one run (best of ``--repeats`` round-robin rounds): forward (inference, no grad) and forward+backward times of
-FusedLSTM/FusedGRU, torch.nn.LSTM/GRU and a Python loop over nn.LSTMCell/GRUCell, the ratios,
+``python -m benchmarks.rnn_core [--threads 2] [--repeats 3] [--cells lstm gru rnn]
+[--json out.json]`` prints one table measured in one run (best of ``--repeats`` round-robin
+rounds): forward (inference, no grad) and forward+backward times of FusedLSTM/FusedGRU/FusedRNN
+(tanh), torch.nn.LSTM/GRU/RNN and a Python loop over nn.LSTMCell/GRUCell/RNNCell, the ratios,
 and the effective GFLOP/s against the machine's own large float32 GEMM.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from seq2seq.rnn import FusedGRU, FusedLSTM
+from seq2seq.rnn import FusedGRU, FusedLSTM, FusedRNN
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Shape:
 
 
 IMPLS = ("fused", "native", "cell")
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+FUSED = {"lstm": FusedLSTM, "gru": FusedGRU, "rnn": FusedRNN}
+NATIVE = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
 
 SHAPES = [
     Shape("translation", 64, 50, 256, 512),
@@ -44,11 +49,11 @@ SHAPES = [
 
 
 class CellLoop(nn.Module):
-    """Naive stacked (bi)directional RNN: a Python loop over nn.LSTMCell/GRUCell steps."""
+    """Naive stacked (bi)directional RNN: a Python loop over nn.LSTMCell/GRUCell/RNNCell steps."""
 
     def __init__(self, kind: str, shape: Shape) -> None:
         super().__init__()
-        cell = nn.LSTMCell if kind == "lstm" else nn.GRUCell
+        cell = CELLS[kind]
         nd = 2 if shape.bidirectional else 1
         self.lstm = kind == "lstm"
         self.cells = nn.ModuleList(
@@ -124,11 +129,9 @@ def build(kind: str, impl: str, shape: Shape) -> nn.Module:
     """Construct one implementation (same weights are not needed for timing)."""
     args = (shape.input_size, shape.hidden, shape.layers)
     if impl == "fused":
-        cls = FusedLSTM if kind == "lstm" else FusedGRU
-        return cls(*args, bidirectional=shape.bidirectional)
+        return FUSED[kind](*args, bidirectional=shape.bidirectional)
     if impl == "native":
-        cls = nn.LSTM if kind == "lstm" else nn.GRU
-        return cls(*args, bidirectional=shape.bidirectional)
+        return NATIVE[kind](*args, bidirectional=shape.bidirectional)
     return CellLoop(kind, shape)
 
 
@@ -171,13 +174,13 @@ def measure(kind: str, shape: Shape, repeats: int) -> dict[str, tuple[float, flo
     return {impl: (f, fb) for impl, (f, fb) in best.items()}
 
 
-def run(repeats: int, shapes: list[Shape]) -> dict:
+def run(repeats: int, shapes: list[Shape], cells: tuple[str, ...] = tuple(GATES)) -> dict:
     """Measure every (cell, shape, implementation) and return the results."""
     peak = gemm_gflops(max(repeats, 5))
     rows = []
     for shape in shapes:
-        for kind, gates in (("lstm", 4), ("gru", 3)):
-            flops = rnn_flops(shape, gates)
+        for kind in cells:
+            flops = rnn_flops(shape, GATES[kind])
             res = measure(kind, shape, repeats)
             for impl, (f, fb) in res.items():
                 rows.append(
@@ -233,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--shapes", nargs="+", default=[s.name for s in SHAPES])
+    parser.add_argument("--cells", nargs="+", default=list(GATES), choices=list(GATES),
+                        help="rnn = the Elman RNN (tanh)")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (native = cuDNN there)")
     args = parser.parse_args(argv)
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     shapes = [s for s in SHAPES if s.name in args.shapes]
-    result = run(args.repeats, shapes)
+    result = run(args.repeats, shapes, tuple(args.cells))
     print(format_table(result))
     if args.json:
         with open(args.json, "w") as fh:

@@ -37,9 +37,15 @@ class Choice(str, Enum):
 
 
 class RNNType(Choice):
-    """Recurrent cell of encoder and decoder."""
+    """Recurrent cell of encoder and decoder: gated (GRU, LSTM) or the plain Elman RNN with a
+    tanh or relu activation."""
 
-    gru, lstm = "gru", "lstm"
+    gru, lstm, rnn_tanh, rnn_relu = "gru", "lstm", "rnn_tanh", "rnn_relu"
+
+    @property
+    def nonlinearity(self) -> str | None:
+        """``"tanh"``/``"relu"`` for the Elman cells, None for the gated ones."""
+        return self.value[4:] if self.value.startswith("rnn_") else None
 
 
 class AttentionType(Choice):
@@ -122,7 +128,8 @@ class ModelConfig(_Choices):
     """Encoder-decoder architecture.
 
     Attributes:
-        rnn: recurrent cell of encoder and decoder, ``"gru"`` or ``"lstm"``.
+        rnn: recurrent cell of encoder and decoder: ``"gru"``, ``"lstm"``, or the Elman RNN
+            ``"rnn_tanh"`` / ``"rnn_relu"`` (no gates: the vanishing-gradient baseline).
         embed_dim: source and target embedding size.
         hidden_size: per-direction encoder hidden size and decoder hidden size.
         encoder_layers: stacked bidirectional encoder layers.

@@ -26,7 +26,7 @@ def _cfg(**kw) -> ModelConfig:
     return ModelConfig(**base)
 
 
-@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn", ["gru", "lstm", "rnn_tanh", "rnn_relu"])
 def test_bridge_is_tanh_linear_of_final_fwd_bwd_states(rnn: str) -> None:
     torch.manual_seed(0)
     dec = AttentionDecoder(_cfg(rnn=rnn, decoder_layers=2, encoder_layers=2), 7, 10)
@@ -53,7 +53,7 @@ def test_deeper_decoder_bridges_from_top_aligned_encoder_layers() -> None:
     torch.testing.assert_close(st.hidden[1], torch.tanh(dec.bridge_layers[1](fb)))
 
 
-@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn", ["gru", "lstm", "rnn_tanh", "rnn_relu"])
 def test_no_bridge_gives_zero_state(rnn: str) -> None:
     dec = AttentionDecoder(_cfg(rnn=rnn, bridge=False, decoder_layers=2), 7, 10)
     assert dec.bridge_layers is None

@@ -7,7 +7,7 @@ import torch
 
 from seq2seq.config import ModelConfig
 from seq2seq.model.encoder import Encoder
-from seq2seq.rnn import FusedGRU, FusedLSTM
+from seq2seq.rnn import FusedGRU, FusedLSTM, FusedRNN
 
 
 def _cfg(rnn: str, layers: int = 2) -> ModelConfig:
@@ -19,11 +19,13 @@ def _batch():
     return src, torch.tensor([5, 3, 1])
 
 
-@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn", ["gru", "lstm", "rnn_tanh", "rnn_relu"])
 def test_encoder_uses_fused_core_and_masks_padding(rnn: str) -> None:
     torch.manual_seed(0)
     enc = Encoder(_cfg(rnn), 12).eval()
-    assert isinstance(enc.rnn, FusedGRU if rnn == "gru" else FusedLSTM)
+    assert type(enc.rnn) is {"gru": FusedGRU, "lstm": FusedLSTM}.get(rnn, FusedRNN)
+    assert getattr(enc.rnn, "nonlinearity", None) == {"rnn_tanh": "tanh",
+                                                      "rnn_relu": "relu"}.get(rnn)
     assert enc.rnn.bidirectional and enc.rnn.num_layers == 2
     src, lens = _batch()
     out = enc(src, lens)
@@ -32,7 +34,7 @@ def test_encoder_uses_fused_core_and_masks_padding(rnn: str) -> None:
     assert (out.memory[~out.mask] == 0).all()
     assert (out.memory[out.mask].abs().sum(-1) > 0).all()
     assert out.hidden.shape == (4, 3, 5)
-    assert (out.cell is None) == (rnn == "gru")
+    assert (out.cell is None) == (rnn != "lstm")
     if rnn == "lstm":
         assert out.cell.shape == (4, 3, 5)
     # top layer: forward final state = output at the last real step, backward = output at step 0
@@ -41,7 +43,7 @@ def test_encoder_uses_fused_core_and_masks_padding(rnn: str) -> None:
         torch.testing.assert_close(out.hidden[3, b], out.memory[b, 0, 5:])
 
 
-@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn", ["gru", "lstm", "rnn_tanh", "rnn_relu"])
 def test_encoder_is_batch_invariant(rnn: str) -> None:
     torch.manual_seed(0)
     enc = Encoder(_cfg(rnn), 12).eval()
@@ -57,6 +59,6 @@ def test_pad_embedding_is_zero_and_bad_config_raises() -> None:
     enc = Encoder(_cfg("gru"), 12)
     assert torch.equal(enc.embedding.weight[0], torch.zeros(6))
     with pytest.raises(ValueError, match="model.rnn"):
-        Encoder(ModelConfig(rnn="rnn_tanh"), 12)
+        Encoder(ModelConfig(rnn="rnn_gelu"), 12)
     with pytest.raises(ValueError, match="encoder_layers"):
         Encoder(ModelConfig(encoder_layers=0), 12)

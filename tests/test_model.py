@@ -11,7 +11,8 @@ from seq2seq.config import ModelConfig
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.training.loss import label_smoothed_cross_entropy
 
-VARIANTS = list(itertools.product(["gru", "lstm"], ["bahdanau", "luong_dot", "luong_general"]))
+VARIANTS = list(itertools.product(["gru", "lstm", "rnn_tanh", "rnn_relu"],
+                                  ["bahdanau", "luong_dot", "luong_general"]))
 
 
 def _cfg(rnn: str = "gru", attention: str = "bahdanau", **kw) -> ModelConfig:
@@ -58,7 +59,7 @@ def test_step_parity_with_tying_and_no_input_feeding(tie: bool, embed: int) -> N
             torch.testing.assert_close(logp, ref[:, t], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("rnn", ["gru", "lstm", "rnn_tanh", "rnn_relu"])
 def test_reorder_state_repeat_and_shrink(rnn: str) -> None:
     torch.manual_seed(0)
     model = Seq2Seq(_cfg(rnn), 20, 15).eval()

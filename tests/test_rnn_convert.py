@@ -1,4 +1,4 @@
-"""Tests for seq2seq.rnn.convert: exact state-dict conversion to and from torch.nn.LSTM/GRU."""
+"""Tests for seq2seq.rnn.convert: exact state-dict conversion to and from torch.nn.LSTM/GRU/RNN."""
 
 import pytest
 import torch
@@ -6,6 +6,7 @@ import torch
 from seq2seq.rnn import (
     FusedGRU,
     FusedLSTM,
+    FusedRNN,
     from_torch,
     state_dict_from_torch,
     state_dict_to_torch,
@@ -13,13 +14,20 @@ from seq2seq.rnn import (
 )
 
 
-@pytest.mark.parametrize("native_cls", [torch.nn.LSTM, torch.nn.GRU])
-def test_round_trip_is_bit_exact_and_keeps_config(native_cls):
+FUSED = {torch.nn.LSTM: FusedLSTM, torch.nn.GRU: FusedGRU, torch.nn.RNN: FusedRNN}
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("native_cls", [torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN])
+def test_round_trip_is_bit_exact_and_keeps_config(native_cls, bias):
     torch.manual_seed(0)
-    native = native_cls(5, 4, num_layers=2, bidirectional=True, batch_first=True, dropout=0.25)
+    extra = {"nonlinearity": "relu"} if native_cls is torch.nn.RNN else {}
+    native = native_cls(5, 4, num_layers=2, bidirectional=True, batch_first=True, dropout=0.25,
+                        bias=bias, **extra)
     native.eval()
     fused = from_torch(native)
-    assert isinstance(fused, FusedLSTM if native_cls is torch.nn.LSTM else FusedGRU)
+    assert type(fused) is FUSED[native_cls] and fused.bias == bias
+    assert getattr(fused, "nonlinearity", "relu") == "relu"
     assert (fused.num_layers, fused.bidirectional, fused.batch_first, fused.dropout) == (
         2,
         True,
@@ -28,7 +36,8 @@ def test_round_trip_is_bit_exact_and_keeps_config(native_cls):
     )
     assert not fused.training
     back = to_torch(fused)
-    assert type(back) is native_cls
+    assert type(back) is native_cls and back.bias == bias
+    assert getattr(back, "nonlinearity", "relu") == "relu"
     for (k1, v1), (k2, v2) in zip(
         native.state_dict().items(), back.state_dict().items(), strict=True
     ):
@@ -54,13 +63,11 @@ def test_state_dict_helpers_with_prefix():
 
 
 def test_unsupported_native_options_raise():
-    with pytest.raises(ValueError, match="bias"):
-        from_torch(torch.nn.GRU(3, 2, bias=False))
     with pytest.raises(ValueError, match="proj_size"):
         from_torch(torch.nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(ValueError, match="projected"):
         state_dict_from_torch(torch.nn.LSTM(3, 4, proj_size=2).state_dict())
-    with pytest.raises(TypeError):
-        from_torch(torch.nn.RNN(3, 2))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="expected nn.LSTM, nn.GRU or nn.RNN, got Linear"):
+        from_torch(torch.nn.Linear(3, 2))
+    with pytest.raises(TypeError, match="expected FusedLSTM, FusedGRU or FusedRNN"):
         to_torch(torch.nn.GRU(3, 2))

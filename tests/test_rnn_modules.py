@@ -1,4 +1,5 @@
-"""Tests for seq2seq.rnn.modules: FusedLSTM/FusedGRU parity with torch.nn.LSTM/GRU."""
+"""Tests for seq2seq.rnn.modules: FusedLSTM/FusedGRU/FusedRNN parity with torch.nn.LSTM/GRU/RNN
+(outputs, final states, every gradient), with and without biases and lengths."""
 
 import itertools
 
@@ -6,11 +7,18 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.rnn import FusedGRU, FusedLSTM, from_torch
+from seq2seq.rnn import FusedGRU, FusedLSTM, FusedRNN, from_torch
 
 F64 = torch.float64
 STEPS, BATCH, ISIZE, HID = 6, 4, 5, 3
 LENGTHS = torch.tensor([6, 2, 5, 1])
+KINDS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+
+
+def _native(kind: str, *args, **kwargs) -> torch.nn.RNNBase:
+    if kind.startswith("rnn_"):
+        return torch.nn.RNN(*args, nonlinearity=kind[4:], **kwargs)
+    return (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(*args, **kwargs)
 
 
 def _states(out, lstm):
@@ -27,10 +35,12 @@ def _run_native(native, x, lengths, hx):
     return y, state
 
 
-def _check_parity(lstm, layers, bidir, lengths, with_hx, batch_first=False, dtype=F64):
+def _check_parity(kind, layers, bidir, lengths, with_hx, batch_first=False, dtype=F64,
+                  bias=True):
+    lstm = kind == "lstm"
     gen = torch.Generator().manual_seed(layers * 10 + bidir)
-    cls = torch.nn.LSTM if lstm else torch.nn.GRU
-    native = cls(ISIZE, HID, num_layers=layers, bidirectional=bidir, batch_first=batch_first)
+    native = _native(kind, ISIZE, HID, num_layers=layers, bidirectional=bidir,
+                     batch_first=batch_first, bias=bias)
     native = native.to(dtype)
     fused = from_torch(native)
     shape = (BATCH, STEPS, ISIZE) if batch_first else (STEPS, BATCH, ISIZE)
@@ -67,20 +77,26 @@ def _check_parity(lstm, layers, bidir, lengths, with_hx, batch_first=False, dtyp
             torch.testing.assert_close(a.grad, b.grad)
 
 
-@pytest.mark.parametrize("lstm", [True, False], ids=["lstm", "gru"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("layers,bidir", list(itertools.product([1, 2, 3], [False, True])))
 @pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "ragged"])
-def test_parity_with_native(lstm, layers, bidir, lengths):
-    _check_parity(lstm, layers, bidir, lengths, with_hx=bool(layers % 2))
+def test_parity_with_native(kind, layers, bidir, lengths):
+    _check_parity(kind, layers, bidir, lengths, with_hx=bool(layers % 2))
 
 
-@pytest.mark.parametrize("lstm", [True, False], ids=["lstm", "gru"])
-def test_parity_batch_first_float32_trimmed(lstm):
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "ragged"])
+def test_parity_without_biases(kind, lengths):
+    _check_parity(kind, 2, True, lengths, with_hx=True, bias=False)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_parity_batch_first_float32_trimmed(kind):
     # max length 5 < T = 6: trailing all-padding step is trimmed and padded back with zeros
-    _check_parity(lstm, 2, True, torch.tensor([5, 2, 5, 1]), True, True, torch.float32)
+    _check_parity(kind, 2, True, torch.tensor([5, 2, 5, 1]), True, True, torch.float32)
 
 
-@pytest.mark.parametrize("cls", [FusedLSTM, FusedGRU])
+@pytest.mark.parametrize("cls", [FusedLSTM, FusedGRU, FusedRNN])
 def test_results_do_not_depend_on_batch_composition(cls):
     torch.manual_seed(1)
     rnn = cls(ISIZE, HID, num_layers=2, bidirectional=True).double()
@@ -116,15 +132,27 @@ def test_dropout_only_between_layers_in_training():
     torch.testing.assert_close(one(x)[0], one(x)[0])  # nothing to drop with one layer
 
 
-def test_parameter_names_shapes_and_init_match_native():
-    fused = FusedLSTM(7, 5, num_layers=2, bidirectional=True)
-    native = torch.nn.LSTM(7, 5, num_layers=2, bidirectional=True)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize(("fused_cls", "native_cls"), [
+    (FusedLSTM, torch.nn.LSTM), (FusedGRU, torch.nn.GRU), (FusedRNN, torch.nn.RNN)])
+def test_parameter_names_shapes_and_init_match_native(fused_cls, native_cls, bias):
+    fused = fused_cls(7, 5, num_layers=2, bidirectional=True, bias=bias)
+    native = native_cls(7, 5, num_layers=2, bidirectional=True, bias=bias)
     assert [(n, p.shape) for n, p in fused.named_parameters()] == [
         (n, p.shape) for n, p in native.named_parameters()
     ]
+    assert len(list(fused.parameters())) == (16 if bias else 8)  # 2 layers x 2 directions
     bound = 1 / 5**0.5
     assert all(p.abs().max() <= bound for p in fused.parameters())
     fused.load_state_dict(native.state_dict())  # loads directly
+
+
+def test_elman_options_and_repr():
+    rnn = FusedRNN(3, 4, nonlinearity="relu", bias=False)
+    assert rnn.nonlinearity == "relu" and not rnn.bias
+    assert repr(rnn) == "FusedRNN(3, 4, num_layers=1, bias=False, nonlinearity='relu')"
+    with pytest.raises(ValueError, match=r"nonlinearity must be one of \['tanh', 'relu'\]"):
+        FusedRNN(3, 4, nonlinearity="sigmoid")
 
 
 def test_bad_inputs_raise():
@@ -141,7 +169,7 @@ def test_bad_inputs_raise():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("cls", [FusedLSTM, FusedGRU])
+@pytest.mark.parametrize("cls", [FusedLSTM, FusedGRU, FusedRNN])
 def test_cuda_matches_cpu(cls):
     torch.manual_seed(3)
     rnn = cls(ISIZE, HID, num_layers=2, bidirectional=True)

@@ -1,4 +1,4 @@
-"""Attention decoder with input feeding (Luong et al., 2015) over GRU or LSTM cells.
+"""Attention decoder with input feeding (Luong et al., 2015) over GRU, LSTM or Elman RNN cells.
 
 One decoder step, for previous token ``y`` and previous attentional vector ``a'``::
 
@@ -31,12 +31,13 @@ from seq2seq.model.attention import DeferredContext, build_attention, mask_bias
 from seq2seq.model.decoder_state import DecoderState
 from seq2seq.model.encoder import EncoderOut
 from seq2seq.rnn.compiled import gru_cell_math, lstm_cell_math
+from seq2seq.rnn.elman import rnn_cell_math
 
 __all__ = ["AttentionDecoder", "DecoderState"]
 
 
 class AttentionDecoder(nn.Module):
-    """Stacked GRU/LSTM decoder with attention, input feeding and optional tied embeddings.
+    """Stacked GRU/LSTM/Elman decoder with attention, input feeding and optional tied embeddings.
 
     Args:
         cfg: model configuration.
@@ -59,7 +60,12 @@ class AttentionDecoder(nn.Module):
         self.bridge = cfg.bridge
         self.embedding = nn.Embedding(vocab_size, E, padding_idx=pad_id)
         self.dropout = nn.Dropout(cfg.dropout)
-        cell_cls = nn.GRUCell if cfg.rnn == "gru" else nn.LSTMCell
+        self.nonlinearity = cfg.rnn.nonlinearity  # Elman cells only
+        if self.nonlinearity:
+            def cell_cls(i: int, h: int) -> nn.Module:
+                return nn.RNNCell(i, h, nonlinearity=self.nonlinearity)
+        else:
+            cell_cls = nn.GRUCell if cfg.rnn == "gru" else nn.LSTMCell
         in0 = E + H if cfg.input_feeding else E
         self.cells = nn.ModuleList(
             [cell_cls(in0 if i == 0 else H, H) for i in range(cfg.decoder_layers)])
@@ -134,7 +140,7 @@ class AttentionDecoder(nn.Module):
             emb: ``(..., E)`` target embeddings.
 
         Returns:
-            ``(..., G)`` with ``G = 3H`` (GRU) or ``4H`` (LSTM).
+            ``(..., G)`` with ``G = 3H`` (GRU), ``4H`` (LSTM) or ``H`` (Elman).
         """
         cell = self.cells[0]
         return F.linear(emb, cell.weight_ih[:, : self.embed_dim], cell.bias_ih)
@@ -200,7 +206,9 @@ class AttentionDecoder(nn.Module):
             else:
                 gi = torch.addmm(b_in, self.dropout(x), w_in)  # (N, G)
             gh = torch.addmm(b_hh, hs[i], w_hh)  # (N, G)
-            if cs is None:
+            if self.nonlinearity:
+                x = rnn_cell_math(gi + gh, self.nonlinearity)  # (N, H)
+            elif cs is None:
                 x = gru_cell_math(gi, gh, hs[i])[2]  # (N, H)
             else:
                 x, c = lstm_cell_math(gi + gh, cs[i])  # (N, H)

@@ -1,4 +1,4 @@
-"""Encoder: source embeddings -> stacked bidirectional fused GRU/LSTM.
+"""Encoder: source embeddings -> stacked bidirectional fused GRU/LSTM/Elman RNN.
 
 Built on the project's fused recurrent core (:mod:`seq2seq.rnn`), which handles variable
 lengths without ``PackedSequence``: padded outputs are zero and the final states are taken at
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from seq2seq.config import ModelConfig, RNNType
-from seq2seq.rnn import FusedGRU, FusedLSTM
+from seq2seq.rnn import FusedGRU, FusedLSTM, FusedRNN
 
 
 @dataclass
@@ -25,7 +25,7 @@ class EncoderOut:
         mask: ``(B, S)`` bool, True at real source positions.
         hidden: ``(L*2, B, H)`` final hidden state per layer and direction (PyTorch order:
             layer 0 fwd, layer 0 bwd, layer 1 fwd, ...), taken at each sentence's length.
-        cell: ``(L*2, B, H)`` final LSTM cell state, or None for a GRU.
+        cell: ``(L*2, B, H)`` final LSTM cell state, or None for the other cells.
     """
 
     memory: torch.Tensor
@@ -36,19 +36,23 @@ class EncoderOut:
 
 def make_rnn(kind: RNNType, input_size: int, hidden_size: int, num_layers: int,
              bidirectional: bool, dropout: float) -> nn.Module:
-    """Build a time-major fused GRU/LSTM.
+    """Build a time-major fused GRU/LSTM/Elman RNN.
 
     Args:
-        kind: ``"gru"`` or ``"lstm"``.
+        kind: ``"gru"``, ``"lstm"``, ``"rnn_tanh"`` or ``"rnn_relu"``.
         input_size, hidden_size, num_layers, bidirectional, dropout: as in ``torch.nn.GRU``.
 
     Returns:
         The recurrent module; ``forward(x (S, B, I), lengths (B,))``.
     """
+    kind = RNNType(kind)
     dropout = dropout if num_layers > 1 else 0.0
+    kw = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=False,
+              dropout=dropout)
+    if kind.nonlinearity:
+        return FusedRNN(input_size, hidden_size, nonlinearity=kind.nonlinearity, **kw)
     fused = FusedGRU if kind == RNNType.gru else FusedLSTM
-    return fused(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-                 batch_first=False, dropout=dropout)
+    return fused(input_size, hidden_size, **kw)
 
 
 class Encoder(nn.Module):

@@ -1,8 +1,9 @@
-"""``FusedLSTM`` and ``FusedGRU``: drop-in replacements for ``torch.nn.LSTM``/``GRU``.
+"""``FusedLSTM``, ``FusedGRU``, ``FusedRNN``: drop-in replacements for ``torch.nn.LSTM``/``GRU``/
+``RNN``.
 
-Same constructor arguments, parameter names (``weight_ih_l0``, ``weight_hh_l0_reverse``,
-``bias_ih_l0``, ...), shapes, initialisation and state ordering as PyTorch, so a native state
-dict loads directly. Variable-length batches take a ``lengths`` tensor instead of a
+Same constructor arguments (``bias=False`` included), parameter names (``weight_ih_l0``,
+``weight_hh_l0_reverse``, ``bias_ih_l0``, ...), shapes, initialisation and state ordering as
+PyTorch, so a native state dict loads directly. Variable-length batches take a ``lengths`` tensor instead of a
 PackedSequence. ``fused_pointwise`` picks the per-step gate math (:mod:`seq2seq.rnn.pointwise`):
 ``"auto"`` fuses it with ``torch.compile`` on CUDA and runs the in-place eager ops elsewhere.
 """
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .elman import NONLINEARITIES, rnn_layer
 from .gru import gru_layer
 from .lstm import lstm_layer
 from .pointwise import check_mode
@@ -23,9 +25,10 @@ from .ragged import Ragged
 
 
 class _FusedRNNBase(nn.Module):
-    """Shared parameters and layer stacking of :class:`FusedLSTM` and :class:`FusedGRU`."""
+    """Shared parameters and layer stacking of :class:`FusedLSTM`, :class:`FusedGRU` and
+    :class:`FusedRNN`."""
 
-    gates = 0  # 4 for LSTM, 3 for GRU
+    gates = 0  # 4 for LSTM, 3 for GRU, 1 for the Elman RNN
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class _FusedRNNBase(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         *,
+        bias: bool = True,
         fused_pointwise: str = "auto",
     ) -> None:
         super().__init__()
@@ -52,10 +56,11 @@ class _FusedRNNBase(nn.Module):
         self.bidirectional = bidirectional
         self.batch_first = batch_first
         self.dropout = float(dropout)
+        self.bias = bool(bias)
         self.num_directions = 2 if bidirectional else 1
         kw = {"device": device, "dtype": dtype}
         gate_size = self.gates * hidden_size
-        self._weight_names: list[list[str]] = []  # per layer: 4 * D names in apply order
+        self._weight_names: list[list[str | None]] = []  # per layer: 4 * D names, kernel order
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else hidden_size * self.num_directions
             names = []
@@ -68,6 +73,9 @@ class _FusedRNNBase(nn.Module):
                     "bias_hh": (gate_size,),
                 }
                 for base, shape in shapes.items():
+                    if base.startswith("bias") and not bias:
+                        names.append(None)  # the kernels get zeros
+                        continue
                     self.register_parameter(base + sfx, nn.Parameter(torch.empty(shape, **kw)))
                     names.append(base + sfx)
             self._weight_names.append(names)
@@ -86,14 +94,21 @@ class _FusedRNNBase(nn.Module):
             layer: layer index.
 
         Returns:
-            ``4 * D`` tensors: per direction ``weight_ih, weight_hh, bias_ih, bias_hh``.
+            ``4 * D`` tensors: per direction ``weight_ih, weight_hh, bias_ih, bias_hh`` (zeros
+            when ``bias=False``).
         """
-        return [getattr(self, n) for n in self._weight_names[layer]]
+        ws = [getattr(self, n) if n else None for n in self._weight_names[layer]]
+        if self.bias:
+            return ws
+        zero = ws[1].new_zeros(ws[1].shape[0])  # (G,)
+        return [zero if w is None else w for w in ws]
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
         if self.batch_first:
             s += ", batch_first=True"
+        if not self.bias:
+            s += ", bias=False"
         if self.dropout:
             s += f", dropout={self.dropout}"
         if self.bidirectional:
@@ -249,3 +264,79 @@ class FusedGRU(_FusedRNNBase):
 
     def _layer(self, x, init, ragged, weights):
         return gru_layer(x, init[0], ragged, weights, fused_pointwise=self.fused_pointwise)
+
+
+class FusedRNN(_FusedRNNBase):
+    """Multi-layer (bi)directional Elman RNN on the fused core, interchangeable with ``nn.RNN``.
+
+    ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with ``act`` = ``tanh`` or ``relu``
+    (:mod:`seq2seq.rnn.elman`).
+
+    Args:
+        input_size: features of the input ``I``.
+        hidden_size: features of the hidden state ``H``.
+        num_layers: stacked layers ``L``.
+        nonlinearity: ``"tanh"`` or ``"relu"``.
+        bias: with ``b_ih``/``b_hh`` (as ``nn.RNN``).
+        batch_first: input/output are ``(B, T, .)`` instead of ``(T, B, .)``.
+        dropout: dropout on the outputs of every layer but the last (training only).
+        bidirectional: run a reverse direction too (``D = 2``).
+        device: parameter device.
+        dtype: parameter dtype.
+        fused_pointwise: accepted for symmetry with the gated cells (keyword only); a step's
+            pointwise work is one activation, so it always runs eagerly.
+    """
+
+    gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        fused_pointwise: str = "auto",
+    ) -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {list(NONLINEARITIES)}, "
+                             f"got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers=num_layers,
+                         bidirectional=bidirectional, batch_first=batch_first, dropout=dropout,
+                         device=device, dtype=dtype, bias=bias, fused_pointwise=fused_pointwise)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + (f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh"
+                    else "")
+
+    def forward(
+        self,
+        x: Tensor,
+        lengths: Tensor | Sequence[int] | None = None,
+        hx: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Run the RNN.
+
+        Args:
+            x: ``(T, B, I)`` input (``(B, T, I)`` if ``batch_first``), padded after each
+                sequence's length.
+            lengths: ``(B,)`` integer lengths in ``[1, T]`` (CPU or device), or ``None``.
+            hx: optional ``h0`` of shape ``(L*D, B, H)``.
+
+        Returns:
+            ``output (T, B, D*H)`` (zero at padded steps; ``(B, T, D*H)`` if batch_first) and
+            ``h_n (L*D, B, H)``, the state at each sequence's own length, ordered like PyTorch.
+        """
+        y, (h_n,) = self._run(x, lengths, [hx])
+        return y, h_n
+
+    def _layer(self, x, init, ragged, weights):
+        return rnn_layer(x, init[0], ragged, weights, nonlinearity=self.nonlinearity)
