@@ -3,9 +3,9 @@
 These are the single source of truth for every option. Library code (model, search, training)
 takes these dataclasses; only the entry points register them with Hydra's ConfigStore so that a
 misspelled key, a wrong type or a value outside a choice fails at once with a message naming the
-key (and, for a choice, listing the allowed values); :func:`check_search_config` checks the
-numeric ranges of the search options (a whole training job's are checked by
-:func:`seq2seq.training.job_check.check_train_job`).
+key (and, for a choice, listing the allowed values). Numeric ranges are checked where they are
+used: :func:`seq2seq.search.scoring.check_search_config` (search options) and
+:func:`seq2seq.training.job_check.check_train_job` (a whole training job).
 
 The choices (:class:`RNNType`, :class:`AttentionType`, ...) are string enums: a member compares
 equal to its value (``ModelConfig().rnn == "gru"``), and a dataclass built by hand from plain
@@ -15,7 +15,6 @@ modules that use them never check them again. This module imports no other ``seq
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -203,14 +202,24 @@ class SearchConfig(_Choices):
 
     Attributes:
         beam_size: hypotheses kept per sentence.
-        n_best: hypotheses returned per sentence (``<= beam_size``).
+        n_best: hypotheses returned per sentence (``<= beam_size``); with ``sampling``, the
+            number of samples per sentence.
         length_penalty: ``"gnmt"`` (((5+|y|)/6)^alpha), ``"average"`` (score/|y|) or ``"none"``.
         alpha: GNMT length-penalty exponent.
         max_len_a, max_len_b: maximum output length ``a * src_len + b`` (EOS excluded).
         min_len: minimum output length before EOS is allowed (EOS excluded).
         no_repeat_ngram_size: block repeated n-grams of this size (0 = off).
         return_alignment: return per-token attention rows.
+        return_scores: return per-token log-probs of the hypotheses (EOS last).
         batch_size: sentences per search batch when translating many texts.
+        batch_tokens: instead of ``batch_size``, cut batches so that the longest source times
+            the sentence count stays within this many subwords (0 = off).
+        sampling: draw ``n_best`` samples per sentence instead of searching
+            (:mod:`seq2seq.search.sampling`; ``beam_size`` is ignored).
+        temperature: sampling temperature (> 0).
+        top_k: sample among the ``top_k`` most probable tokens (0 = all).
+        top_p: sample among the most probable tokens that reach this probability mass (1 = all).
+        seed: sampling seed (the same seed gives the same samples).
     """
 
     _section: ClassVar[str] = "search"
@@ -225,7 +234,14 @@ class SearchConfig(_Choices):
     min_len: int = 1
     no_repeat_ngram_size: int = 0
     return_alignment: bool = False
+    return_scores: bool = False
     batch_size: int = 64
+    batch_tokens: int = 0
+    sampling: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
 
 
 @dataclass
@@ -378,27 +394,3 @@ class TrainJobConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 1234
     defaults: list[Any] = field(default_factory=list)
-
-
-def check_search_config(cfg: SearchConfig, section: str = "search") -> None:
-    """Raise ``ValueError`` naming the offending key if ``cfg`` is not usable.
-
-    Args:
-        cfg: the options.
-        section: prefix of the key names in messages (``""`` for top-level keys).
-    """
-    p = f"{section}." if section else ""
-    if cfg.beam_size < 1:
-        raise ValueError(f"{p}beam_size must be >= 1, got {cfg.beam_size}")
-    if not 1 <= cfg.n_best <= cfg.beam_size:
-        raise ValueError(f"{p}n_best must be in [1, beam_size={cfg.beam_size}], "
-                         f"got {cfg.n_best}")
-    if cfg.min_len < 0:
-        raise ValueError(f"{p}min_len must be >= 0, got {cfg.min_len}")
-    if cfg.no_repeat_ngram_size < 0:
-        raise ValueError(f"{p}no_repeat_ngram_size must be >= 0, "
-                         f"got {cfg.no_repeat_ngram_size}")
-    if not (math.isfinite(cfg.max_len_a) and math.isfinite(cfg.max_len_b)):
-        raise ValueError(f"{p}max_len_a and {p}max_len_b must be finite")
-    if cfg.batch_size < 1:
-        raise ValueError(f"{p}batch_size must be >= 1, got {cfg.batch_size}")

@@ -86,7 +86,7 @@ def model_info(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
         ``(info, src_tokenizer)``; ``info`` has the keys of ``Translator.info()`` except device.
     """
     from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
-    from seq2seq.inference.translator import describe_bundle
+    from seq2seq.inference.description import describe_bundle
 
     bundle = load_bundle(checkpoint, map_location="cpu")
     src_tok, _ = tokenizers_from_bundle(bundle)

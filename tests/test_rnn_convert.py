@@ -13,7 +13,6 @@ from seq2seq.rnn import (
     to_torch,
 )
 
-
 FUSED = {torch.nn.LSTM: FusedLSTM, torch.nn.GRU: FusedGRU, torch.nn.RNN: FusedRNN}
 
 

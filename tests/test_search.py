@@ -4,71 +4,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 import torch
+from scripted import B_, NEG_INF, A, C, D, ScriptedModel, ScriptedState, Table, V  # noqa: F401
 
 from seq2seq.config import ModelConfig, SearchConfig
 from seq2seq.search import beam_search, greedy_search, normalise, search
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
-
-A, B_, C, D = 4, 5, 6, 7  # scripted target tokens
-V = 10
-NEG_INF = float("-inf")
-
-Table = Callable[[int, tuple[int, ...]], dict[int, float]]
-
-
-# ---------------------------------------------------------------------------- scripted decoder
-@dataclass
-class ScriptedState:
-    """State rows: sentence id (= first source token), source length, prefix, attention."""
-
-    sid: torch.Tensor  # (N,)
-    src_len: torch.Tensor  # (N,)
-    prefix: torch.Tensor  # (N, t)
-    width: int  # padded source length S
-    attn: torch.Tensor | None = None  # (N, S)
-
-
-class ScriptedModel:
-    """Decoder protocol whose step returns hand-written probability tables.
-
-    ``table(sid, prefix) -> {token: prob}`` (unlisted tokens have probability 0). The attention
-    of a step is one-hot at source position ``len(prefix) % src_len``. ``rows`` records the
-    number of rows of every ``step`` call.
-    """
-
-    def __init__(self, table: Table | dict[tuple[int, ...], dict[int, float]]) -> None:
-        self.table = table if callable(table) else (lambda sid, p: table.get(p, {EOS_ID: 1.0}))
-        self.rows: list[int] = []
-
-    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> ScriptedState:
-        return ScriptedState(src[:, 0].clone(), src_len.clone(),
-                             torch.zeros(src.shape[0], 0, dtype=torch.long), src.shape[1])
-
-    def init_state(self, enc: ScriptedState) -> ScriptedState:
-        return enc
-
-    def step(self, prev: torch.Tensor, state: ScriptedState) -> tuple[torch.Tensor, ScriptedState]:
-        self.rows.append(prev.numel())
-        prefix = state.prefix if bool((prev == BOS_ID).all()) and state.prefix.shape[1] == 0 \
-            else torch.cat([state.prefix, prev[:, None]], 1)
-        logp = torch.full((prev.numel(), V), NEG_INF)
-        attn = torch.zeros(prev.numel(), state.width)
-        for r in range(prev.numel()):
-            p = tuple(prefix[r].tolist())
-            for tok, prob in self.table(int(state.sid[r]), p).items():
-                if prob > 0:
-                    logp[r, tok] = math.log(prob)
-            attn[r, len(p) % int(state.src_len[r])] = 1.0
-        return logp, ScriptedState(state.sid, state.src_len, prefix, state.width, attn)
-
-    def reorder_state(self, state: ScriptedState, index: torch.Tensor) -> ScriptedState:
-        return ScriptedState(state.sid[index], state.src_len[index], state.prefix[index],
-                             state.width, None if state.attn is None else state.attn[index])
 
 
 def one(sid: int = 1, src_len: int = 3, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -479,3 +423,59 @@ def test_search_restores_training_mode(model_and_batch) -> None:
         same(out, search(model, src[:2], src_len[:2], SearchConfig(beam_size=2, max_len_b=3)))
     finally:
         model.eval()
+
+
+# ---------------------------------------------------------------------------- target prefixes
+PREFIX_TABLE = {
+    (): {A: .6, B_: .3, EOS_ID: .1},
+    (A,): {C: .7, EOS_ID: .3},
+    (B_,): {D: .5, C: .3, EOS_ID: .2},
+    (B_, D): {A: .6, EOS_ID: .4},
+    (B_, D, A): {EOS_ID: 1.0},
+    (B_, C): {EOS_ID: .9, A: .1},
+    (A, C): {EOS_ID: 1.0},
+}
+
+
+@pytest.mark.parametrize("beam", [1, 2, 3])
+def test_prefix_is_forced_then_search_continues(beam: int) -> None:
+    """Prefix (B_,): its own log-prob counts, the unlikely branch is taken, the beam widens
+    after it; a prefix longer than the maximum length extends it."""
+    src, n = one()
+    out = search(ScriptedModel(PREFIX_TABLE), src, n, cfg_(beam_size=beam, n_best=1),
+                 prefixes=[[B_]])
+    # after B_ (.3): B_ D A </s> = .3*.5*.6 = .09 beats B_ </s> (.06) and B_ C </s> (.081)
+    check(out, [([B_, D, A], log(.3 * .5 * .6 * 1.0), log(.3 * .5 * .6))])
+    long = search(ScriptedModel(PREFIX_TABLE), src, n,
+                  cfg_(beam_size=beam, n_best=1, max_len_b=1), prefixes=[[B_, D, A]])
+    check(long, [([B_, D, A], log(.09), log(.09))])
+
+
+def test_prefixes_of_different_lengths_in_one_batch_are_batch_invariant() -> None:
+    def table(sid: int, prefix: tuple[int, ...]) -> dict[int, float]:
+        return PREFIX_TABLE.get(prefix, {EOS_ID: 1.0})
+
+    src = torch.tensor([[1, 1, 1], [2, 2, 0], [3, 0, 0]])
+    lens = torch.tensor([3, 2, 1])
+    prefixes = [[B_, C], [], [A]]
+    for cfg in (cfg_(beam_size=1, n_best=1), cfg_(beam_size=3, n_best=2)):
+        batch = search(ScriptedModel(table), src, lens, cfg, prefixes)
+        for i in range(3):
+            alone = search(ScriptedModel(table), src[i:i + 1, :int(lens[i])], lens[i:i + 1], cfg,
+                           [prefixes[i]])
+            assert got(batch[i]) == got(alone[0])
+            assert all(h.tokens[:len(prefixes[i])] == prefixes[i] for h in batch[i])
+    assert [h.tokens for h in batch[1]] == [[A, C], [A]]  # no prefix: plain beam search
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_per_token_scores_sum_to_the_log_prob(beam: int) -> None:
+    src, n = one()
+    out = search(ScriptedModel(PREFIX_TABLE), src, n,
+                 cfg_(beam_size=beam, n_best=1, return_scores=True))
+    (h,) = out[0]
+    assert h.tokens == [A, C]
+    assert h.token_log_probs == pytest.approx([log(.6), log(.7), log(1.0)], abs=1e-6)
+    assert sum(h.token_log_probs) == pytest.approx(h.log_prob, abs=1e-6)
+    plain = search(ScriptedModel(PREFIX_TABLE), src, n, cfg_(beam_size=beam, n_best=1))
+    assert plain[0][0].token_log_probs is None and got(plain[0]) == got(out[0])

@@ -167,3 +167,67 @@ def test_overlong_inputs_are_cut_at_max_input_length(translator, sentences, capl
     assert f"input 8 has {len(ids)} subword pieces; translating its first 12" in caplog.text
     src, src_len = pad_sequences([ids[:12]])
     assert out[1].tokens == search(translator.model, src, src_len, GREEDY)[0][0].tokens
+
+
+def test_token_batches_match_sentence_batches_and_respect_the_budget(translator, sentences):
+    lengths = [len(x) for x in translator.encode(sentences)]
+    cfg = replace(GREEDY, batch_tokens=3 * max(lengths))
+    chunks = list(Translator.batches(lengths, range(len(lengths)), cfg))
+    assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+    assert all(lengths[c[0]] * len(c) <= cfg.batch_tokens for c in chunks)
+    assert all(len(c) == 3 for c in chunks[:-1])  # longest first: the longest fills the budget
+    tiny = list(Translator.batches(lengths, range(len(lengths)), replace(GREEDY, batch_tokens=1)))
+    assert [len(c) for c in tiny] == [1] * len(lengths)  # one sentence at least
+    a = translator.translate(sentences, cfg)
+    b = translator.translate(sentences, GREEDY)
+    assert [t.tokens for t in a] == [t.tokens for t in b]
+
+
+def test_prefixes_start_each_translation(translator, sentences):
+    prefixes = ["And God", None, "", "Behold"] + [None] * (len(sentences) - 4)
+    cfg = replace(BEAM, return_scores=True)
+    out = translator.translate(sentences, cfg, prefixes=prefixes)
+    plain = translator.translate(sentences, cfg)
+    for p, tr, pl in zip(prefixes, out, plain, strict=True):
+        if p:
+            assert tr.tokens[:len(translator.tgt_tok.encode(p))] == translator.tgt_tok.encode(p)
+            assert tr.text.startswith(p)
+        else:
+            assert tr.tokens == pl.tokens
+        assert sum(tr.token_scores) == pytest.approx(tr.log_prob, abs=1e-4)
+        assert len(tr.token_scores) == len(tr.tgt_pieces)
+    with pytest.raises(ValueError, match="1 prefixes for 10 texts"):
+        translator.translate(sentences, cfg, prefixes=["x"])
+
+
+def test_score_gives_back_the_search_log_prob(translator, sentences):
+    cfg = replace(GREEDY, return_scores=True)
+    out = translator.translate(sentences, cfg)
+    scored = translator.score(sentences, [t.text for t in out], cfg)
+    for tr, sc in zip(out, scored, strict=True):
+        if translator.tgt_tok.encode(tr.text) == tr.tokens:  # text round-trips to the pieces
+            assert sc.log_prob == tr.log_prob and sc.score == tr.score
+            assert sc.token_scores == tr.token_scores
+    # a stutter scores far below the model's own output; an empty one is just its EOS
+    worse = translator.score([sentences[0]], ["the the the the"], cfg)[0]
+    assert worse.score < scored[0].score - 5
+    empty = translator.score([sentences[0]], [""], cfg)[0]
+    assert empty.tokens == [] and len(empty.token_scores) == 1
+    assert empty.log_prob == pytest.approx(empty.token_scores[0])
+    with pytest.raises(ValueError, match="2 sources but 1 targets"):
+        translator.score(sentences[:2], ["x"])
+    with pytest.raises(ValueError, match="source 2 has no subword pieces"):
+        translator.score(["Amen.", "\u200b"], ["Amen.", "x"])
+
+
+def test_sampling_through_the_translator(translator, sentences):
+    cfg = SearchConfig(sampling=True, n_best=3, seed=1, max_len_a=1.0, max_len_b=5)
+    a = translator.translate(sentences, cfg)
+    b = translator.translate(list(reversed(sentences)), replace(cfg, batch_size=2))
+    # seeded and batch-invariant: the same samples (scores up to float32 noise)
+    assert [[x for x, _ in t.n_best] for t in a] == [[x for x, _ in t.n_best]
+                                                     for t in reversed(b)]
+    assert [s for t in a for _, s in t.n_best] == pytest.approx(
+        [s for t in reversed(b) for _, s in t.n_best], abs=1e-4)
+    assert all(len(t.n_best) == 3 for t in a)
+    assert any(len({x for x, _ in t.n_best}) > 1 for t in a)  # samples differ

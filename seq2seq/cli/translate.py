@@ -29,7 +29,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, OmegaConf
 
-from seq2seq.config import Precision, SearchConfig, check_search_config
+from seq2seq.config import Precision, SearchConfig
+from seq2seq.search.scoring import check_search_config
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 

@@ -1,49 +1,56 @@
-"""Translator: a checkpoint bundle (or a live model) turned into ``texts -> translations``.
+"""Translator: checkpoint bundle(s) (or a live model) turned into ``texts -> translations``.
 
-Used by ``seq2seq-evaluate``, ``seq2seq-translate``, the HTTP server and dev BLEU during
-training::
+Used by ``seq2seq-evaluate``, ``seq2seq-translate``, ``seq2seq-score``, the HTTP server and dev
+BLEU during training::
 
-    tr = Translator.from_checkpoint("runs/x/checkpoints/best.pt")
+    tr = Translator.from_checkpoint("runs/x/checkpoints/best.pt")     # or a list: an ensemble
     out = tr.translate(["Im Anfang schuf Gott Himmel und Erde."], SearchConfig(beam_size=5))
     out[0].text, out[0].score, out[0].alignment   # alignment only with return_alignment=True
+    tr.translate(texts, cfg, prefixes=["In the"])  # outputs that start with a given prefix
+    tr.score(["Amen."], ["Amen."])                 # the model's log-prob of given translations
 
-Inputs are sorted by source length and searched in batches of ``cfg.batch_size`` sentences (less
-padding, fewer wasted steps); results come back in input order. Inputs with no subword pieces
-(empty, whitespace-only, or only characters the source model drops, such as zero-width spaces)
-give an empty translation with score 0 without running the model.
+Inputs are sorted by source length and searched in batches of ``cfg.batch_size`` sentences, or of
+at most ``cfg.batch_tokens`` padded source subwords (less padding, fewer wasted steps); results
+come back in input order. Inputs with no subword pieces (empty, whitespace-only, or only
+characters the source model drops, such as zero-width spaces) give an empty translation with
+score 0 without running the model.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
 from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
-from seq2seq.config import Precision, SearchConfig, check_search_config, plain
+from seq2seq.config import Precision, SearchConfig, plain
 from seq2seq.data import pad_sequences
+from seq2seq.inference.description import describe, describe_bundle, ensemble_meta
 from seq2seq.inference.documents import DocumentTranslation, translate_documents
+from seq2seq.inference.ensemble import Ensemble, check_same_vocabulary
 from seq2seq.model import build_model
 from seq2seq.runtime import autocast, precision_reason, resolve_precision
-from seq2seq.search import search
+from seq2seq.search import forced_decode, search
+from seq2seq.search.scoring import check_search_config
 from seq2seq.tokenizer import Tokenizer
 
 EOS_PIECE = "</s>"
 DEFAULT_MAX_INPUT_LENGTH = 256  # subwords, when the bundle does not say its training maximum
 
 log = logging.getLogger(__name__)
+Progress = Callable[[int], None] | None
 
 
 @dataclass
 class Translation:
-    """One translated sentence.
+    """One translated (or scored) sentence.
 
     Attributes:
-        text: best hypothesis, detokenized.
+        text: best hypothesis, detokenized (for :meth:`Translator.score`: the given target).
         score: its length-normalised score (the ranking score of search).
         tokens: its target piece ids (no BOS/EOS).
         n_best: ``(text, score)`` for the ``cfg.n_best`` best hypotheses, best first.
@@ -55,6 +62,9 @@ class Translation:
         truncated_from: the source's length in subwords when it was longer than the
             translator's ``max_input_length`` and only its first pieces were translated; else
             None.
+        log_prob: the raw summed log-prob of the best hypothesis (EOS included).
+        token_scores: log-prob of each target piece and of the EOS (``tgt_pieces`` order),
+            with ``return_scores`` (always for :meth:`Translator.score`), else None.
     """
 
     text: str
@@ -65,6 +75,8 @@ class Translation:
     src_pieces: list[str] = field(default_factory=list)
     tgt_pieces: list[str] = field(default_factory=list)
     truncated_from: int | None = None
+    log_prob: float = 0.0
+    token_scores: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON view (tuples become lists)."""
@@ -73,61 +85,17 @@ class Translation:
         return d
 
 
-def describe(model_config: dict[str, Any], meta: dict[str, Any], src_tok: Tokenizer,
-             tgt_tok: Tokenizer, parameters: int, path: str | None) -> dict[str, Any]:
-    """The model description of :meth:`Translator.info` and the server's ``/info``.
-
-    Args:
-        model_config: the plain model config.
-        meta: the bundle's ``meta``.
-        src_tok, tgt_tok: the tokenizers (equal ones mean a joint vocabulary).
-        parameters: number of distinct parameters (tied weights counted once).
-        path: where the bundle came from.
-
-    Returns:
-        Model config, languages, vocabulary sizes, step, dev BLEU, creation time, averaging
-        sources, the bundle it was fine-tuned from, parameter count and the checkpoint path.
-    """
-    return {
-        "checkpoint": path,
-        "model_config": dict(model_config),
-        "src_lang": meta.get("src_lang"),
-        "tgt_lang": meta.get("tgt_lang"),
-        "src_vocab_size": src_tok.vocab_size,
-        "tgt_vocab_size": tgt_tok.vocab_size,
-        "joint_vocab": src_tok == tgt_tok,
-        "step": int(meta.get("step") or 0),
-        "dev_bleu": meta.get("dev_bleu"),
-        "created": meta.get("created"),
-        "averaged_from": meta.get("averaged_from"),
-        "init_from": meta.get("init_from"),
-        "parameters": parameters,
-    }
-
-
-def describe_bundle(bundle: dict[str, Any], path: str | None) -> dict[str, Any]:
-    """:func:`describe` of a loaded bundle without building its model (the server's HTTP side)."""
-    src_tok, tgt_tok = tokenizers_from_bundle(bundle)
-    seen, n_params = set(), 0
-    for t in bundle["model"].values():  # tied weights share storage: count them once
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in seen:
-            seen.add(ptr)
-            n_params += t.numel()
-    return describe(bundle["model_config"], dict(bundle.get("meta") or {}), src_tok, tgt_tok,
-                    n_params, path)
-
-
 class Translator:
     """Tokenizers + model + search.
 
-    Built from a bundle (:meth:`from_checkpoint`, :meth:`from_bundle`) for evaluation,
-    translation and serving, or around a live model during training (dev BLEU), so every
-    translation goes through the same code.
+    Built from bundles (:meth:`from_checkpoint`, :meth:`from_bundle`) for evaluation,
+    translation, scoring and serving, or around a live model during training (dev BLEU), so
+    every translation goes through the same code.
 
     Args:
-        model: the :class:`~seq2seq.model.Seq2Seq` (any module with the decoder protocol and a
-            ``cfg``); its train/eval mode is left to the search.
+        model: the :class:`~seq2seq.model.Seq2Seq` or an
+            :class:`~seq2seq.inference.ensemble.Ensemble` (any module with the decoder protocol
+            and a ``cfg``); its train/eval mode is left to the search.
         src_tok: source tokenizer.
         tgt_tok: target tokenizer.
         device: where the model runs (default: where its parameters are).
@@ -158,38 +126,56 @@ class Translator:
             max_input_length = 2 * int(trained) if trained else DEFAULT_MAX_INPUT_LENGTH
         self.max_input_length = int(max_input_length)
 
+    # ------------------------------------------------------------------ construction
     @classmethod
-    def from_bundle(cls, bundle: dict[str, Any], device: str | torch.device = "cpu",
-                    path: str | None = None,
+    def from_bundle(cls, bundle: dict[str, Any] | Sequence[dict[str, Any]],
+                    device: str | torch.device = "cpu", path: str | Sequence[str] | None = None,
                     precision: Precision | str = Precision.fp32) -> Translator:
-        """Build the bundle's model (eval mode) and tokenizers on ``device``.
+        """Build the bundle's model (eval mode) and tokenizers on ``device``; several bundles
+        make an :class:`~seq2seq.inference.ensemble.Ensemble`.
 
         Args:
-            bundle: a loaded bundle.
+            bundle: a loaded bundle, or a list of them (same sentencepiece models).
             device: where the model runs.
-            path: where the bundle came from (for :meth:`info`).
+            path: where the bundle(s) came from (for :meth:`info` and messages).
             precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` (CUDA) or ``"auto"`` (bf16 where the
                 device has native bf16 matrix support, see :func:`seq2seq.runtime.native_bf16`).
                 The weights are converted once, here; the decoder returns float32 log-probs, so
                 search bookkeeping (scores, top-k) stays in float32.
+
+        Raises:
+            ValueError: ensemble members with different sentencepiece models.
         """
+        bundles = [bundle] if isinstance(bundle, dict) else list(bundle)
+        paths = ([path] if isinstance(path, str) or path is None else list(path))
+        paths = [str(p) if p is not None else f"bundle {i}" for i, p in enumerate(paths)]
         device = torch.device(device)
         dtype = resolve_precision(precision, device, key="precision")
-        src_tok, tgt_tok = tokenizers_from_bundle(bundle)
-        model = build_model(bundle, device)
+        toks = [tokenizers_from_bundle(b) for b in bundles]
+        check_same_vocabulary(toks, paths)
+        models = [build_model(b, device) for b in bundles]
         if dtype is not None:
-            model.to(dtype)
-        tr = cls(model, src_tok, tgt_tok, device=device, meta=bundle.get("meta"), path=path)
+            for m in models:
+                m.to(dtype)
+        metas = [dict(b.get("meta") or {}) for b in bundles]
+        if len(models) == 1:
+            model, meta, where = models[0], metas[0], path if path is None else paths[0]
+        else:
+            model, meta, where = Ensemble(models).eval(), ensemble_meta(metas, paths), paths[0]
+        tr = cls(model, *toks[0], device=device, meta=meta, path=where)
         tr.precision = precision_reason(precision, device)
         return tr
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+    def from_checkpoint(cls, path: str | os.PathLike | Sequence[str | os.PathLike],
+                        device: str | torch.device = "cpu",
                         precision: Precision | str = Precision.fp32) -> Translator:
-        """Load the bundle at ``path`` (safely) and build a translator on ``device``
-        (``precision`` as in :meth:`from_bundle`)."""
-        bundle = load_bundle(path, map_location="cpu")
-        return cls.from_bundle(bundle, device=device, path=str(path), precision=precision)
+        """Load the bundle at ``path`` (safely; a list of paths: an ensemble) and build a
+        translator on ``device`` (``precision`` as in :meth:`from_bundle`)."""
+        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+        bundles = [load_bundle(p, map_location="cpu") for p in paths]
+        return cls.from_bundle(bundles, device=device, path=[str(p) for p in paths],
+                               precision=precision)
 
     @property
     def step(self) -> int:
@@ -208,8 +194,9 @@ class Translator:
         """Source language code from the bundle (``"en"`` when it does not say)."""
         return str(self.meta.get("src_lang") or "en")
 
+    # ------------------------------------------------------------------ translation
     def translate_documents(self, texts: Sequence[str], cfg: SearchConfig | None = None,
-                            progress: Callable[[int], None] | None = None,
+                            progress: Progress = None,
                             first_index: int = 0) -> list[DocumentTranslation]:
         """Translate whole documents: split into sentences, one batched search, rejoined with
         the same line breaks and whitespace (:mod:`seq2seq.inference.documents`).
@@ -230,32 +217,10 @@ class Translator:
         """Source ids per text (no BOS/EOS, as in training)."""
         return self.src_tok.encode_batch(list(texts))
 
-    @torch.inference_mode()
-    def translate(
-        self,
-        texts: Sequence[str],
-        cfg: SearchConfig | None = None,
-        progress: Callable[[int], None] | None = None,
-        first_index: int = 0,
-        labels: Sequence[str] | None = None,
-    ) -> list[Translation]:
-        """Translate ``texts``.
-
-        Args:
-            texts: source sentences.
-            cfg: search options (beam size, n-best, length penalty, alignment, batch size).
-            progress: called with the number of sentences finished after each batch (e.g.
-                ``tqdm.update``); empty inputs are reported in the first call.
-            first_index: number of ``texts[0]`` in warnings (e.g. its line number in a file).
-            labels: names of the texts in warnings instead (``"input 3, sentence 2"``).
-
-        Returns:
-            One :class:`Translation` per text, in input order.
-        """
-        cfg = cfg or SearchConfig()
-        check_search_config(cfg)
-        texts = list(texts)
-        results: list[Translation | None] = [None] * len(texts)
+    def _source_ids(self, texts: list[str], first_index: int,
+                    labels: Sequence[str] | None) -> tuple[list[list[int]], dict[int, int]]:
+        """Source ids per text, cut to ``max_input_length`` with a warning; ``{i: length}``
+        of the cut ones."""
         ids = [self.src_tok.encode(t) if t.strip() else [] for t in texts]
         cut: dict[int, int] = {}
         limit = self.max_input_length
@@ -266,45 +231,147 @@ class Translator:
                 log.warning("%s has %d subword pieces; translating its first %d "
                             "(max_input_length)",
                             labels[i] if labels else f"input {first_index + i}", len(x), limit)
+        return ids, cut
+
+    @staticmethod
+    def batches(lengths: Sequence[int], todo: Sequence[int],
+                cfg: SearchConfig) -> Iterator[list[int]]:
+        """The indices ``todo`` longest first, cut into search batches: ``cfg.batch_size``
+        sentences, or with ``cfg.batch_tokens`` as many as keep ``longest x count`` (the
+        padded source subwords) within it (at least one per batch)."""
+        order = sorted(todo, key=lambda i: -lengths[i])  # longest first: memory problems at once
+        if cfg.batch_tokens <= 0:
+            for start in range(0, len(order), cfg.batch_size):
+                yield order[start:start + cfg.batch_size]
+            return
+        chunk: list[int] = []
+        for i in order:
+            if chunk and lengths[chunk[0]] * (len(chunk) + 1) > cfg.batch_tokens:
+                yield chunk
+                chunk = []
+            chunk.append(i)
+        if chunk:
+            yield chunk
+
+    @torch.inference_mode()
+    def translate(
+        self,
+        texts: Sequence[str],
+        cfg: SearchConfig | None = None,
+        progress: Progress = None,
+        first_index: int = 0,
+        labels: Sequence[str] | None = None,
+        prefixes: Sequence[str | None] | None = None,
+    ) -> list[Translation]:
+        """Translate ``texts``.
+
+        Args:
+            texts: source sentences.
+            cfg: search options (beam size, n-best, sampling, length penalty, alignment,
+                scores, batching).
+            progress: called with the number of sentences finished after each batch (e.g.
+                ``tqdm.update``); empty inputs are reported in the first call.
+            first_index: number of ``texts[0]`` in warnings (e.g. its line number in a file).
+            labels: names of the texts in warnings instead (``"input 3, sentence 2"``).
+            prefixes: per text a target prefix the translation must start with (None or ""
+                for none), as CTranslate2's ``target_prefix``.
+
+        Returns:
+            One :class:`Translation` per text, in input order.
+        """
+        cfg = cfg or SearchConfig()
+        check_search_config(cfg)
+        texts = list(texts)
+        if prefixes is not None and len(prefixes) != len(texts):
+            raise ValueError(f"{len(prefixes)} prefixes for {len(texts)} texts")
+        pre = [self.tgt_tok.encode(p) if p else [] for p in (prefixes or [None] * len(texts))]
+        results: list[Translation | None] = [None] * len(texts)
+        ids, cut = self._source_ids(texts, first_index, labels)
         todo = [i for i in range(len(texts)) if ids[i]]
         for i in range(len(texts)):
             if not ids[i]:  # blank, or no subword pieces at all (e.g. only zero-width spaces)
                 results[i] = Translation(text="", score=0.0, tokens=[], n_best=[("", 0.0)],
                                          alignment=[] if cfg.return_alignment else None,
-                                         src_pieces=[], tgt_pieces=[])
+                                         src_pieces=[], tgt_pieces=[],
+                                         token_scores=[] if cfg.return_scores else None)
         if progress is not None and len(todo) < len(texts):
             progress(len(texts) - len(todo))
-        # longest first: the first batch shows memory problems at once
-        order = sorted(todo, key=lambda i: -len(ids[i]))
-        for start in range(0, len(order), cfg.batch_size):
-            chunk = order[start:start + cfg.batch_size]
+        for chunk in self.batches([len(x) for x in ids], todo, cfg):
             src, src_len = pad_sequences([ids[i] for i in chunk])  # (B, S), (B,)
             with autocast(self.device, self.amp_dtype):
-                hyps = search(self.model, src.to(self.device), src_len.to(self.device), cfg)
+                hyps = search(self.model, src.to(self.device), src_len.to(self.device), cfg,
+                              [pre[i] for i in chunk] if prefixes is not None else None)
             for i, nbest in zip(chunk, hyps, strict=True):
-                results[i] = self._to_translation(texts[i], nbest, cfg)
-                results[i].truncated_from = cut.get(i)
-                if i in cut:  # the pieces that were translated (alignment columns)
-                    results[i].src_pieces = results[i].src_pieces[:limit]
+                results[i] = self._to_translation(texts[i], nbest, cfg, cut.get(i))
             if progress is not None:
                 progress(len(chunk))
         return results  # type: ignore[return-value]
 
-    def _to_translation(self, text: str, nbest: list, cfg: SearchConfig) -> Translation:
+    @torch.inference_mode()
+    def score(self, sources: Sequence[str], targets: Sequence[str],
+              cfg: SearchConfig | None = None, progress: Progress = None) -> list[Translation]:
+        """The model's log-probability of given translations (forced decoding, batched).
+
+        Args:
+            sources: source sentences.
+            targets: their translations to score (one per source).
+            cfg: ``length_penalty``/``alpha`` (the normalised ``score``), ``batch_size`` /
+                ``batch_tokens``, ``return_alignment``.
+            progress: called with the number of pairs finished after each batch.
+
+        Returns:
+            Per pair a :class:`Translation` of the given target: ``log_prob`` (EOS included),
+            ``score`` (length-normalised as search ranks) and ``token_scores``.
+
+        Raises:
+            ValueError: different counts, or a source with no subword pieces (naming it).
+        """
+        cfg = cfg or SearchConfig()
+        check_search_config(cfg)
+        sources, targets = list(sources), list(targets)
+        if len(sources) != len(targets):
+            raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
+        ids, cut = self._source_ids(sources, 1, None)
+        for i, x in enumerate(ids):
+            if not x:
+                raise ValueError(f"source {i + 1} has no subword pieces; it cannot be scored")
+        tgt_ids = [self.tgt_tok.encode(t) for t in targets]
+        results: list[Translation | None] = [None] * len(sources)
+        for chunk in self.batches([len(x) for x in ids], range(len(ids)), cfg):
+            src, src_len = pad_sequences([ids[i] for i in chunk])  # (B, S), (B,)
+            with autocast(self.device, self.amp_dtype):
+                hyps = forced_decode(self.model, src.to(self.device), src_len.to(self.device),
+                                     [tgt_ids[i] for i in chunk], cfg, cfg.return_alignment)
+            for i, h in zip(chunk, hyps, strict=True):
+                results[i] = self._to_translation(sources[i], [h], cfg, cut.get(i))
+                results[i].text = targets[i]
+                results[i].token_scores = list(h.token_log_probs)
+            if progress is not None:
+                progress(len(chunk))
+        return results  # type: ignore[return-value]
+
+    def _to_translation(self, text: str, nbest: list, cfg: SearchConfig,
+                        truncated_from: int | None = None) -> Translation:
         """Turn the n-best hypotheses of one sentence into a :class:`Translation`."""
         best = nbest[0]
         tokens = [int(t) for t in best.tokens]
         alignment = None
         if cfg.return_alignment and best.alignment is not None:
             alignment = best.alignment.float().cpu().tolist()  # (T_out+1, S) nested lists
+        src_pieces = self.src_tok.pieces(text)
+        if truncated_from is not None:  # the pieces that were translated (alignment columns)
+            src_pieces = src_pieces[:self.max_input_length]
         return Translation(
             text=self.tgt_tok.decode(tokens),
             score=float(best.score),
             tokens=tokens,
             n_best=[(self.tgt_tok.decode([int(t) for t in h.tokens]), float(h.score)) for h in nbest],
             alignment=alignment,
-            src_pieces=self.src_tok.pieces(text),
+            src_pieces=src_pieces,
             tgt_pieces=[self.tgt_tok.id_to_piece(t) for t in tokens] + [EOS_PIECE],
+            truncated_from=truncated_from,
+            log_prob=float(best.log_prob),
+            token_scores=list(best.token_log_probs) if best.token_log_probs is not None else None,
         )
 
 

@@ -26,6 +26,13 @@ Exact semantics (``t`` = number of tokens generated before the current step, BOS
 * **Minimum length.** EOS is masked (log-prob ``-inf``) while ``t < min(min_len, max_len)``.
 * **n-gram blocking** (``no_repeat_ngram_size = n > 0``): a token that would complete an n-gram
   already present in the hypothesis' tokens gets log-prob ``-inf``. EOS is never blocked.
+* **Target prefix** (``prefixes``, per sentence, any lengths): while ``t`` is inside a
+  sentence's prefix, every token but the prefix token gets ``-inf`` and the prefix token keeps
+  its own log-prob (the other masks do not apply to it), so every hypothesis starts with the
+  prefix and its log-prob counts it; the beam holds one live hypothesis until the prefix ends
+  and widens after it. A prefix longer than the maximum length raises that maximum to it.
+* **Per-token scores** (``return_scores``): each hypothesis also carries the log-prob of each of
+  its tokens and of its EOS (they sum to ``log_prob``).
 * **Beam step** (the fairseq / Hugging Face formulation, plus one rule). Live hypotheses are
   ranked by raw cumulative log-prob. Of all ``beam * V`` extensions the best ``2 * beam`` are
   taken; the first ``beam`` non-EOS ones become the next live beam. The EOS extension of a live
@@ -57,7 +64,9 @@ Exact semantics (``t`` = number of tokens generated before the current step, BOS
   possible with a tiny vocabulary), it gets one empty hypothesis with score ``-inf``.
 
 Greedy search (``greedy_search``) takes the first maximum of the masked log-probs each step and
-shares the masks, lengths and scoring above; it returns one hypothesis per sentence.
+shares the masks, lengths and scoring above; it returns one hypothesis per sentence. Sampling
+(:mod:`seq2seq.search.sampling`) and forced decoding of given targets
+(:mod:`seq2seq.search.forced`) share them too.
 
 The model is put in eval mode for the search (and restored afterwards) and is called under
 ``torch.inference_mode()``. Search may modify the log-prob tensors ``step`` returns in place.
@@ -69,26 +78,40 @@ import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.search.beam import beam_search
+from seq2seq.search.forced import forced_decode
 from seq2seq.search.greedy import greedy_search
-from seq2seq.search.scoring import DecoderModel, Hypothesis, max_lengths, normalise
+from seq2seq.search.sampling import sample_search
+from seq2seq.search.scoring import (
+    DecoderModel,
+    Hypothesis,
+    check_search_config,
+    max_lengths,
+    normalise,
+)
 
 
 def search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
-           cfg: SearchConfig) -> list[list[Hypothesis]]:
-    """Greedy search when ``cfg.beam_size == 1``, else beam search.
+           cfg: SearchConfig,
+           prefixes: list[list[int]] | None = None) -> list[list[Hypothesis]]:
+    """Sampling when ``cfg.sampling``, else greedy search when ``cfg.beam_size == 1``, else beam
+    search.
 
     Args:
         model: implements the decoder protocol.
         src: ``(B, S)`` long source ids; src_len: ``(B,)`` long true lengths.
         cfg: search options.
+        prefixes: per sentence target ids the output must start with (or None).
 
     Returns:
         Per sentence (input order) its hypotheses, best first.
     """
+    if cfg.sampling:
+        return sample_search(model, src, src_len, cfg, prefixes)
     if cfg.beam_size == 1:
-        return greedy_search(model, src, src_len, cfg)
-    return beam_search(model, src, src_len, cfg)
+        return greedy_search(model, src, src_len, cfg, prefixes)
+    return beam_search(model, src, src_len, cfg, prefixes)
 
 
-__all__ = ["DecoderModel", "Hypothesis", "beam_search", "greedy_search", "max_lengths", "normalise",
-           "search"]
+__all__ = ["DecoderModel", "Hypothesis", "beam_search", "check_search_config", "forced_decode",
+           "greedy_search",
+           "max_lengths", "normalise", "sample_search", "search"]

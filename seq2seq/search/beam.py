@@ -14,26 +14,31 @@ from seq2seq.search.scoring import (
     longest_first,
     mask_,
     normalise,
+    prefix_table,
 )
 from seq2seq.search.topk import beam_topk, first_max_is
 from seq2seq.tokenizer import BOS_ID, EOS_ID
 
 
 def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
-                cfg: SearchConfig) -> list[list[Hypothesis]]:
+                cfg: SearchConfig,
+                prefixes: list[list[int]] | None = None) -> list[list[Hypothesis]]:
     """Batched beam search; :mod:`seq2seq.search` gives the exact semantics.
 
     Args:
         model, src, src_len: the decoder-protocol model, ``(B, S)`` PAD-padded source ids and
             ``(B,)`` true source lengths, as for :func:`~seq2seq.search.greedy.greedy_search`.
         cfg: search options.
+        prefixes: per sentence target ids the output must start with (or None): forced while
+            the prefix lasts, the beam continues after it.
 
     Returns:
         Per sentence (input order) its ``n_best`` best hypotheses, best first (fewer only if
         fewer than ``n_best`` could be finished).
     """
     K = cfg.beam_size
-    lim = limits(src, src_len, cfg)
+    prefix = prefix_table(prefixes, src.device)  # (B, P) or None
+    lim = limits(src, src_len, cfg, prefix)
     (B, S), dev, T, align = src.shape, src.device, lim.steps, cfg.return_alignment
     src_len, max_len, min_len = lim.src_len, lim.max_len, lim.min_len  # (B,) each
     # results for all B sentences, filled when a sentence is done
@@ -42,6 +47,8 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
     out_len = torch.zeros(B, K, dtype=torch.long, device=dev)  # (B, K)
     out_tok = torch.zeros(B, K, T, dtype=torch.long, device=dev)  # (B, K, T)
     out_attn = torch.zeros(B, K, T, S, device=dev) if align else None  # (B, K, T, S)
+    scores_on = cfg.return_scores
+    out_tlp = torch.zeros(B, K, T, device=dev) if scores_on else None  # (B, K, T)
     with eval_mode(model):
         # until the first reorder the state holds ONE row per sentence: its K slots would all
         # be the same BOS prefix, so the first step runs on B rows and its log-probs are shared
@@ -51,11 +58,13 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
         live[:, 0] = 0.0
         hist = torch.zeros(B * K, T, dtype=torch.long, device=dev)  # (N, T)
         attn_hist = torch.zeros(B * K, T, S, device=dev) if align else None  # (N, T, S)
+        lp_hist = torch.zeros(B * K, T, device=dev) if scores_on else None  # (N, T) token lps
         fin_score = torch.full((B, K), NEG_INF, dtype=torch.float64, device=dev)  # (b, K) best-first
         fin_lp = torch.full((B, K), NEG_INF, device=dev)  # (b, K)
         fin_len = torch.zeros(B, K, dtype=torch.long, device=dev)  # (b, K)
         fin_tok = torch.zeros(B, K, T, dtype=torch.long, device=dev)  # (b, K, T)
         fin_attn = torch.zeros(B, K, T, S, device=dev) if align else None  # (b, K, T, S)
+        fin_tlp = torch.zeros(B, K, T, device=dev) if scores_on else None  # (b, K, T)
         prev = torch.full((B,), BOS_ID, dtype=torch.long, device=dev)  # (B,) first step
         for t in range(T):
             b = sent.numel()
@@ -67,7 +76,8 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
             V = logp.shape[1]
             row_sent = sent.repeat_interleave(K)  # (N,)
             logp = mask_(logp.float(), t, hist, min_len[row_sent], max_len[row_sent],
-                          cfg.no_repeat_ngram_size)
+                          cfg.no_repeat_ngram_size,
+                          prefix[row_sent] if prefix is not None else None)
             if align:
                 attn_hist[:, t] = step_attn.float()
             # best 2K of the b x (K * V) extensions live[slot] + logp[slot, token]
@@ -97,6 +107,11 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
                     new_attn = attn_hist.view(b, K, T, S)  # (b, K, T, S)
                     fin_attn = torch.cat([fin_attn, new_attn], 1).take_along_dim(
                         order[:, :, None, None], 1)
+                if scores_on:
+                    new_tlp = lp_hist.view(b, K, T).clone()  # (b, K, T) + this step's EOS
+                    new_tlp[:, :, t] = logp[:, EOS_ID].view(b, K)
+                    fin_tlp = torch.cat([fin_tlp, new_tlp], 1).take_along_dim(
+                        order[:, :, None], 1)
             # next live beam: the first K non-EOS extensions
             key = is_eos.long() * idx.shape[1] + torch.arange(idx.shape[1], device=dev)  # (b, 2K)
             pick = key.argsort(dim=1)[:, :K]  # (b, K)
@@ -113,6 +128,8 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
                 out_tok[ids] = fin_tok[done]
                 if align:
                     out_attn[ids] = fin_attn[done]
+                if scores_on:
+                    out_tlp[ids] = fin_tlp[done]
             keep = (~done).nonzero().squeeze(1)  # (b',)
             if keep.numel() == 0:
                 break
@@ -123,23 +140,29 @@ def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
             hist[:, t] = prev
             if align:
                 attn_hist = attn_hist[rows]
+            if scores_on:
+                lp_hist = lp_hist[rows]
+                lp_hist[:, t] = logp[rows, prev]
             sent, live = sent[keep], live[keep]
             fin_score, fin_lp, fin_len, fin_tok = (fin_score[keep], fin_lp[keep], fin_len[keep],
                                                    fin_tok[keep])
             if align:
                 fin_attn = fin_attn[keep]
-    return _collect(out_score, out_lp, out_len, out_tok, out_attn, src_len, cfg.n_best)
+            if scores_on:
+                fin_tlp = fin_tlp[keep]
+    return _collect(out_score, out_lp, out_len, out_tok, out_attn, src_len, cfg.n_best, out_tlp)
 
 
 def _collect(score: torch.Tensor, lp: torch.Tensor, length: torch.Tensor, tok: torch.Tensor,
              attn: torch.Tensor | None, src_len: torch.Tensor,
-             n_best: int) -> list[list[Hypothesis]]:
+             n_best: int, tlp: torch.Tensor | None = None) -> list[list[Hypothesis]]:
     """Python hypotheses from the result tensors.
 
     Args:
         score, lp: ``(B, K)``; length: ``(B, K)`` long token counts; tok: ``(B, K, T)``;
         attn: ``(B, K, T, S)`` or None; src_len: ``(B,)``.
         n_best: hypotheses per sentence.
+        tlp: ``(B, K, T)`` per-token log-probs, or None.
 
     Returns:
         Per sentence up to ``n_best`` hypotheses, best first.
@@ -153,7 +176,9 @@ def _collect(score: torch.Tensor, lp: torch.Tensor, length: torch.Tensor, tok: t
                 break
             n = len_l[i][j]
             alignment = attn[i, j, :n + 1, :int(src_len[i])].clone() if attn is not None else None
-            hyps.append(Hypothesis(tok[i, j, :n].tolist(), score_l[i][j], lp_l[i][j], alignment))
+            tok_lp = tlp[i, j, :n + 1].tolist() if tlp is not None else None
+            hyps.append(Hypothesis(tok[i, j, :n].tolist(), score_l[i][j], lp_l[i][j], alignment,
+                                   tok_lp))
         if not hyps:  # dead end: nothing could be finished
             empty = attn.new_zeros(0, int(src_len[i])) if attn is not None else None
             hyps.append(Hypothesis([], NEG_INF, NEG_INF, empty))

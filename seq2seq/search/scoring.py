@@ -1,11 +1,13 @@
 """What greedy and beam search share: hypotheses, the decoder protocol, length normalisation,
-maximum lengths, step masks (min length, forced EOS, n-gram blocking) and the decoding order.
+maximum lengths, step masks (min length, forced EOS, n-gram blocking, target prefixes) and the
+decoding order.
 
 The exact semantics are in the :mod:`seq2seq.search` package docstring.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
-from seq2seq.config import SearchConfig, check_search_config
+from seq2seq.config import SearchConfig
 from seq2seq.tokenizer import EOS_ID
 
 NEG_INF = float("-inf")
@@ -28,12 +30,15 @@ class Hypothesis:
         score: length-normalised score used for ranking (see module docstring).
         log_prob: raw sum of token log-probs, EOS included.
         alignment: ``(len(tokens) + 1, S_real)`` attention rows (last row = EOS step), or None.
+        token_log_probs: ``len(tokens) + 1`` per-token log-probs (EOS last) when
+            ``return_scores`` was asked for (always for forced decoding), else None.
     """
 
     tokens: list[int]
     score: float
     log_prob: float
     alignment: torch.Tensor | None = None
+    token_log_probs: list[float] | None = None
 
 
 class DecoderModel(Protocol):
@@ -46,6 +51,41 @@ class DecoderModel(Protocol):
     def step(self, prev_tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]: ...
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any: ...
+
+
+def check_search_config(cfg: SearchConfig, section: str = "search") -> None:
+    """Raise ``ValueError`` naming the offending key if ``cfg`` is not usable.
+
+    Args:
+        cfg: the options.
+        section: prefix of the key names in messages (``""`` for top-level keys).
+    """
+    p = f"{section}." if section else ""
+    if cfg.beam_size < 1:
+        raise ValueError(f"{p}beam_size must be >= 1, got {cfg.beam_size}")
+    if cfg.sampling:
+        if cfg.n_best < 1:
+            raise ValueError(f"{p}n_best (samples per sentence) must be >= 1, got {cfg.n_best}")
+        if not (cfg.temperature > 0 and math.isfinite(cfg.temperature)):
+            raise ValueError(f"{p}temperature must be a positive number, got {cfg.temperature}")
+        if cfg.top_k < 0:
+            raise ValueError(f"{p}top_k must be >= 0, got {cfg.top_k}")
+        if not 0.0 < cfg.top_p <= 1.0:
+            raise ValueError(f"{p}top_p must be in (0, 1], got {cfg.top_p}")
+    elif not 1 <= cfg.n_best <= cfg.beam_size:
+        raise ValueError(f"{p}n_best must be in [1, beam_size={cfg.beam_size}], "
+                         f"got {cfg.n_best}")
+    if cfg.min_len < 0:
+        raise ValueError(f"{p}min_len must be >= 0, got {cfg.min_len}")
+    if cfg.no_repeat_ngram_size < 0:
+        raise ValueError(f"{p}no_repeat_ngram_size must be >= 0, "
+                         f"got {cfg.no_repeat_ngram_size}")
+    if not (math.isfinite(cfg.max_len_a) and math.isfinite(cfg.max_len_b)):
+        raise ValueError(f"{p}max_len_a and {p}max_len_b must be finite")
+    if cfg.batch_size < 1:
+        raise ValueError(f"{p}batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.batch_tokens < 0:
+        raise ValueError(f"{p}batch_tokens must be >= 0, got {cfg.batch_tokens}")
 
 
 def normalise(log_prob: torch.Tensor, length: torch.Tensor | int, cfg: SearchConfig) -> torch.Tensor:
@@ -95,8 +135,8 @@ def eval_mode(model: Any) -> Iterator[None]:
 
 
 def mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor,
-           max_len: torch.Tensor, ngram: int) -> torch.Tensor:
-    """Apply min length, forced EOS at max length and n-gram blocking.
+           max_len: torch.Tensor, ngram: int, prefix: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply min length, forced EOS at max length, n-gram blocking and target prefixes.
 
     Args:
         logp: ``(N, V)`` log-probs of this step (modified in place where possible).
@@ -104,10 +144,20 @@ def mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor,
         hist: ``(N, >= t)`` generated tokens; the first ``t`` columns are used.
         min_len, max_len: ``(N,)`` long per-row limits.
         ngram: no-repeat n-gram size (0 = off).
+        prefix: ``(N, P)`` long forced target prefix per row, ``-1`` after its end, or None:
+            while ``t`` is inside a row's prefix only its prefix token stays, with its own
+            log-prob (the other masks do not apply to it).
 
     Returns:
         ``(N, V)`` masked log-probs.
     """
+    pin = None
+    if prefix is not None and t < prefix.shape[1]:
+        tok = prefix[:, t]  # (N,)
+        on = tok >= 0  # (N,)
+        if bool(on.any()):
+            pin = (on[:, None], tok.clamp(min=0)[:, None])  # (N, 1) each
+            kept = logp.gather(1, pin[1])  # (N, 1) the raw log-probs of the prefix tokens
     early = min_len > t  # (N,)
     if bool(early.any()):
         logp[:, EOS_ID].masked_fill_(early, NEG_INF)
@@ -122,7 +172,23 @@ def mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor,
         eos = logp[:, EOS_ID].clone()  # (N,)
         logp.masked_fill_(forced[:, None], NEG_INF)
         logp[:, EOS_ID] = torch.where(forced, eos, logp[:, EOS_ID])
+    if pin is not None:
+        on, tok = pin
+        logp.masked_fill_(on, NEG_INF)
+        logp.scatter_(1, tok, torch.where(on, kept, logp.gather(1, tok)))
     return logp
+
+
+def prefix_table(prefixes: list[list[int]] | None, device: torch.device) -> torch.Tensor | None:
+    """``(B, P)`` long table of per-sentence target prefixes, ``-1`` after each one's end (None
+    when no sentence has one)."""
+    if not prefixes or not any(prefixes):
+        return None
+    table = torch.full((len(prefixes), max(len(p) for p in prefixes)), -1, dtype=torch.long)
+    for i, p in enumerate(prefixes):
+        if p:
+            table[i, :len(p)] = torch.tensor(p, dtype=torch.long)
+    return table.to(device)
 
 
 def longest_first(src_len: torch.Tensor) -> torch.Tensor:
@@ -154,15 +220,20 @@ class Limits:
     steps: int
 
 
-def limits(src: torch.Tensor, src_len: torch.Tensor, cfg: SearchConfig) -> Limits:
+def limits(src: torch.Tensor, src_len: torch.Tensor, cfg: SearchConfig,
+           prefix: torch.Tensor | None = None) -> Limits:
     """Check ``cfg`` and compute the length limits of a batch.
 
     Args:
         src: ``(B, S)`` long source ids (only its device is used).
         src_len: ``(B,)`` long true source lengths.
         cfg: search options.
+        prefix: ``(B, P)`` long target prefixes (``-1`` padded) or None; a prefix longer than
+            a sentence's maximum length raises that maximum to the prefix length.
     """
     check_search_config(cfg)
     src_len = src_len.to(src.device)
     max_len = max_lengths(src_len, cfg)  # (B,)
+    if prefix is not None:
+        max_len = torch.maximum(max_len, (prefix >= 0).sum(1).to(max_len.device))
     return Limits(src_len, max_len, max_len.clamp(max=cfg.min_len), int(max_len.max()) + 1)

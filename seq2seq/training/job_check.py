@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from seq2seq.config import SearchConfig, TrainJobConfig, check_search_config, plain
+from seq2seq.config import SearchConfig, TrainJobConfig, plain
+from seq2seq.search.scoring import check_search_config
 
 
 def check_train_job(cfg: TrainJobConfig) -> None:
