@@ -164,6 +164,48 @@ def plot_attention(src_pieces: Sequence[str], tgt_pieces: Sequence[str],
     return fig
 
 
+class AttentionPlots:
+    """Attention heat maps of many sentences: one PNG per sentence, or one page each of a PDF.
+
+    Args:
+        path: ``attn.pdf`` for one multi-page PDF; any other name (``attn.png``) for PNGs
+            named ``attn_<label>.png`` beside it.
+
+    Attributes:
+        written: the files written so far.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.written: list[Path] = []
+        self._pdf = None
+        if self.path.suffix.lower() == ".pdf":
+            from matplotlib.backends.backend_pdf import PdfPages
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._pdf = PdfPages(self.path)
+            self.written.append(self.path)
+
+    def add(self, label: str, src_pieces: Sequence[str], tgt_pieces: Sequence[str],
+            alignment: Sequence[Sequence[float]]) -> None:
+        """Draw one sentence (titled ``label``)."""
+        fig = attention_figure(src_pieces, tgt_pieces, alignment)
+        fig.suptitle(label)
+        if self._pdf is not None:
+            self._pdf.savefig(fig)
+            return
+        out = self.path.with_name(f"{self.path.stem}_{label}{self.path.suffix or '.png'}")
+        _save(fig, out)
+        self.written.append(out)
+
+    def close(self) -> list[Path]:
+        """Finish the PDF; return the files written."""
+        if self._pdf is not None:
+            self._pdf.close()
+            self._pdf = None
+        return self.written
+
+
 def attention_png_bytes(src_pieces: Sequence[str], tgt_pieces: Sequence[str],
                         alignment: Sequence[Sequence[float]]) -> bytes:
     """The attention heat map as PNG bytes (for HTTP responses)."""

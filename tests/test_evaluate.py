@@ -110,3 +110,19 @@ def test_cli_from_another_cwd(tiny_bundle, tmp_path):
     bad = subprocess.run([*cmd[:3], "splt=dev"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode != 0 and "Key 'splt' not in 'EvaluateConfig'" in bad.stderr
+
+
+def test_a_list_of_checkpoints_is_evaluated_as_an_ensemble(ckpt, tiny_corpus):
+    second = ckpt.parent / "copy.pt"
+    shutil.copyfile(ckpt, second)
+    cfg = _cfg(checkpoint=f"[{ckpt},{second}]", split="dev", progress=False,
+               **{"search.beam_size": 2, "search.max_len_b": 5})
+    assert cfg.checkpoint == [str(ckpt), str(second)]
+    rec = evaluate(cfg)
+    assert rec["checkpoint"] == [str(ckpt), str(second)]
+    assert Path(rec["hypotheses"]) == ckpt.parent / "ensemble2.dev.hyp"
+    single = evaluate(_cfg(checkpoint=ckpt, split="dev", progress=False,
+                           **{"search.beam_size": 2, "search.max_len_b": 5}))
+    assert read_lines(rec["hypotheses"]) == read_lines(single["hypotheses"])  # one model twice
+    with pytest.raises(ValueError, match="checkpoint must be a bundle path or a list of them"):
+        evaluate(_cfg(checkpoint="[]", split="dev"))

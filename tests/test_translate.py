@@ -69,7 +69,7 @@ def test_search_config_and_validation(tiny_bundle):
 
 @pytest.mark.slow
 def test_cli_stdin_nbest_and_plot(tiny_bundle, lines, tmp_path):
-    """Real subprocess: stdin in, n-best TSV out, attention PNG of the first sentence."""
+    """Real subprocess: stdin in, n-best TSV out, one attention PNG per sentence."""
     cmd = [sys.executable, "-m", "seq2seq.cli.translate", f"checkpoint={tiny_bundle}", "beam_size=3",
            "n_best=2", "max_len_b=5", "max_len_a=1.0", "plot_attention=attn.png"]
     r = subprocess.run(cmd, input="\n".join(lines[:3]) + "\n", cwd=tmp_path, capture_output=True,
@@ -82,9 +82,11 @@ def test_cli_stdin_nbest_and_plot(tiny_bundle, lines, tmp_path):
     assert [row[1] for row in rows] == [text for t in expected for text, _ in t.n_best]
     assert [float(row[2]) for row in rows] == pytest.approx(
         [s for t in expected for _, s in t.n_best], abs=1e-4)
-    png = tmp_path / "attn.png"
-    assert png.read_bytes()[:8] == PNG_MAGIC and mpimg.imread(png).shape[0] > 100
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["attn.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attn_1.png", "attn_2.png",
+                                                          "attn_3.png"]
+    for name in ("attn_1.png", "attn_3.png"):
+        png = tmp_path / name
+        assert png.read_bytes()[:8] == PNG_MAGIC and mpimg.imread(png).shape[0] > 100
     bad = subprocess.run([*cmd[:4], "beem=3"], input="", cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode != 0 and "Key 'beem' not in 'TranslateConfig'" in bad.stderr
@@ -113,3 +115,54 @@ def test_lines_are_split_into_sentences_and_rebuilt(tiny_bundle):
     one = [t.text for t in tr.translate(["Und Gott sprach.", "Im Anfang war das Wort.", "Amen."],
                                         search_config(cfg))]
     assert got == [f"{one[0]} {one[1]}", "", one[2]]
+
+
+def test_alignments_in_pharaoh_format_over_words(tiny_bundle, lines):
+    from seq2seq.inference.alignment import word_alignment
+
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), alignment=True, **FAST)
+    got = _run(cfg, "\n".join(lines[:3]) + "\n")
+    ref = Translator.from_checkpoint(tiny_bundle).translate(lines[:3], search_config(cfg))
+    assert len(got) == 3
+    for row, src, tr in zip(got, lines[:3], ref, strict=True):
+        text, align = row.split("\t")
+        assert text == tr.text
+        pairs = [tuple(map(int, p.split("-"))) for p in align.split()]
+        assert pairs == word_alignment(tr.src_pieces, tr.tgt_pieces, tr.alignment)
+        assert all(0 <= i < len(src.split()) and 0 <= j < len(text.split()) for i, j in pairs)
+        assert {j for _, j in pairs} == set(range(len(text.split())))  # every target word
+
+
+def test_json_lines_with_per_token_scores_and_prefixes(tiny_bundle, lines, tmp_path):
+    import json
+
+    prefixes = tmp_path / "prefixes.en"
+    prefixes.write_text("And God\n\nBehold\n", encoding="utf-8")
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), return_scores=True,
+                          target_prefix=str(prefixes), **FAST)
+    rows = [json.loads(r) for r in _run(cfg, "\n".join(lines[:3]) + "\n")]
+    assert [r["text"].startswith(p) for r, p in zip(rows, ["And God", "", "Behold"],
+                                                    strict=True)] == [True] * 3
+    for r in rows:
+        assert r["tokens"][-1] == "</s>" and len(r["token_scores"]) == len(r["tokens"])
+        assert sum(r["token_scores"]) == pytest.approx(r["log_prob"], abs=1e-4)
+    short = tmp_path / "short.en"
+    short.write_text("And\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="has 1 lines, fewer than the input"):
+        _run(TranslateConfig(checkpoint=str(tiny_bundle), target_prefix=str(short), **FAST),
+             "\n".join(lines[:3]) + "\n")
+
+
+def test_ensemble_and_pdf_of_every_sentence(tiny_bundle, lines, tmp_path):
+    pdf = tmp_path / "attn.pdf"
+    cfg = TranslateConfig(checkpoint=[str(tiny_bundle), str(tiny_bundle)],
+                          plot_attention=str(pdf), **{**FAST, "split_sentences": True})
+    got = _run(cfg, "Und Gott sprach. Im Anfang war das Wort.\nAmen.\n")
+    single = _run(TranslateConfig(checkpoint=str(tiny_bundle), **{**FAST, "split_sentences": True}),
+                  "Und Gott sprach. Im Anfang war das Wort.\nAmen.\n")
+    assert got == single  # an ensemble of one model twice is that model
+    import re
+
+    data = pdf.read_bytes()
+    assert data[:5] == b"%PDF-"
+    assert len(re.findall(rb"/Type\s*/Page[^s]", data)) == 3  # three sentences, three pages

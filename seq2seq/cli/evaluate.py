@@ -5,12 +5,14 @@ Examples::
     seq2seq-evaluate checkpoint=runs/default/checkpoints/best.pt split=test
     seq2seq-evaluate checkpoint=best.pt split=dev search=greedy
     seq2seq-evaluate checkpoint=best.pt src=my.de ref=my.en search.beam_size=10 device=cuda
+    seq2seq-evaluate checkpoint=[runs/a/checkpoints/best.pt,runs/b/checkpoints/best.pt]
 
 The split files come from the training config saved in the bundle (``meta.config.data``) unless
 ``src``/``ref`` are given; relative paths are resolved against the directory the command was
 started in. Writes ``<output_dir>/<name>.hyp`` (one hypothesis per line) and
 ``<output_dir>/<name>.json`` (BLEU, chrF, sacreBLEU signatures, sentence count, time, speed,
-checkpoint step) where ``name = <checkpoint stem>.<split>`` and ``output_dir`` defaults to the
+checkpoint step) where ``name = <checkpoint stem>.<split>`` (``ensemble<N>.<split>`` for a list of
+checkpoints, which are searched as one ensemble) and ``output_dir`` defaults to the (first)
 checkpoint's directory. A misspelled option fails at once with an error naming it.
 """
 
@@ -41,7 +43,7 @@ class EvaluateConfig:
     """Options of ``seq2seq-evaluate``.
 
     Attributes:
-        checkpoint: bundle to evaluate (required).
+        checkpoint: bundle to evaluate (required), or a list of bundles: an ensemble.
         split: ``"dev"`` or ``"test"``: which files of the saved training config to use.
         src: source file overriding the split's (needs ``ref`` too).
         ref: reference file overriding the split's.
@@ -56,7 +58,7 @@ class EvaluateConfig:
         progress: show a tqdm progress bar on stderr.
     """
 
-    checkpoint: str = MISSING
+    checkpoint: Any = MISSING
     split: str = "test"
     src: str | None = None
     ref: str | None = None
@@ -106,14 +108,16 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """
     from tqdm import tqdm
 
+    from seq2seq.cli.translate import checkpoint_paths
     from seq2seq.data import load_parallel
     from seq2seq.inference.translator import Translator
     from seq2seq.metrics import corpus_scores
     from seq2seq.runtime import resolve_device
 
-    ckpt = Path(to_absolute_path(cfg.checkpoint))
+    paths = checkpoint_paths(cfg.checkpoint)
+    ckpt = Path(paths[0])
     device = resolve_device(cfg.device, key="device")
-    translator = Translator.from_checkpoint(ckpt, device=device, precision=cfg.precision)
+    translator = Translator.from_checkpoint(paths, device=device, precision=cfg.precision)
     src_path, ref_path = split_files(cfg, translator.meta)
     pairs = load_parallel(src_path, ref_path)
     if not pairs:
@@ -129,7 +133,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     scores = corpus_scores(hyps, refs, tokenize=cfg.tokenize, lowercase=cfg.lowercase)
 
     out_dir = Path(to_absolute_path(cfg.output_dir)) if cfg.output_dir else ckpt.parent
-    name = cfg.name or f"{ckpt.stem}.{cfg.split if cfg.src is None else Path(src_path).name}"
+    stem = ckpt.stem if len(paths) == 1 else f"ensemble{len(paths)}"
+    name = cfg.name or f"{stem}.{cfg.split if cfg.src is None else Path(src_path).name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     hyp_path, json_path = out_dir / f"{name}.hyp", out_dir / f"{name}.json"
     hyp_path.write_text("".join(h.replace("\n", " ") + "\n" for h in hyps), encoding="utf-8")
@@ -139,7 +144,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "sentences_per_second": round(len(hyps) / max(seconds, 1e-9), 2),
         "step": translator.step,
-        "checkpoint": str(ckpt),
+        "checkpoint": str(ckpt) if len(paths) == 1 else paths,
         "split": cfg.split if cfg.src is None else None,
         "src": src_path,
         "ref": ref_path,

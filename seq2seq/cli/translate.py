@@ -1,28 +1,47 @@
-"""``seq2seq-translate``: translate sentences from stdin or a file with a checkpoint bundle.
+"""``seq2seq-translate``: translate lines from stdin or a file with a checkpoint bundle (or several).
 
 Examples::
 
     echo "Im Anfang schuf Gott Himmel und Erde." | seq2seq-translate checkpoint=best.pt
     seq2seq-translate checkpoint=best.pt input=test.de output=test.hyp beam_size=10
     seq2seq-translate checkpoint=best.pt n_best=3 < in.de      # "index<TAB>text<TAB>score" lines
-    seq2seq-translate checkpoint=best.pt plot_attention=attn.png < in.de
+    seq2seq-translate checkpoint=[a.pt,b.pt] < in.de            # an ensemble
+    seq2seq-translate checkpoint=best.pt alignment=true < in.de  # "text<TAB>0-0 1-2 ..." lines
+    seq2seq-translate checkpoint=best.pt return_scores=true < in.de   # JSON lines
+    seq2seq-translate checkpoint=best.pt target_prefix=prefixes.en < in.de
+    seq2seq-translate checkpoint=best.pt sampling=true n_best=4 top_p=0.9 seed=1 < mono.de
+    seq2seq-translate checkpoint=best.pt plot_attention=attn.pdf < in.de   # one page a sentence
 
-One sentence per input line. With ``n_best == 1`` each output line is the translation (followed by
-``<TAB>score`` when ``scores=true``); with ``n_best > 1`` each input gives ``n_best`` lines
-``index<TAB>text<TAB>score`` (0-based input index, best first). ``plot_attention=FILE`` writes the
-attention heat map of the first input sentence as PNG. Every search option of
-:class:`~seq2seq.config.SearchConfig` is a top-level key (``beam_size``, ``n_best``,
-``length_penalty``, ``alpha``, ``max_len_a``, ...). Input is read and translated in chunks, so large
-files stream; from a terminal each line is translated as soon as it is entered.
+Each input line is a document: its sentences are translated and put back together
+(``split_sentences=true``, one output line per input line), or one segment
+(``split_sentences=false``, also implied by ``n_best > 1``, ``alignment``, ``return_scores`` and
+``target_prefix``). Output per input line:
+
+* the translation, followed by ``<TAB>score`` with ``scores=true``;
+* with ``n_best > 1`` (or samples): ``n_best`` lines ``index<TAB>text<TAB>score`` (0-based
+  input index, best first);
+* with ``alignment=true``: ``text<TAB>alignment``, hard word alignments in Pharaoh format
+  (``i-j``: source word ``i``, target word ``j``, whitespace words; :mod:`seq2seq.inference.
+  alignment`);
+* with ``return_scores=true``: one JSON object ``{"text", "score", "log_prob", "tokens",
+  "token_scores"}`` (``tokens``: the target pieces ending in ``</s>``; ``n_best`` and
+  ``alignment`` too when asked for).
+
+``plot_attention=FILE`` draws every sentence: ``FILE.pdf`` one page each, otherwise one PNG each
+(``attn_<line>.png``, ``attn_<line>.<k>.png`` for sentence ``k`` of a split line). Every search
+option of :class:`~seq2seq.config.SearchConfig` is a top-level key (``beam_size``,
+``length_penalty``, ``sampling``, ``batch_tokens``, ...). Input is read and translated in chunks,
+so large files stream; from a terminal each line is translated as soon as it is entered.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -40,11 +59,14 @@ class TranslateConfig(SearchConfig):
     """Options of ``seq2seq-translate``: the search options plus these.
 
     Attributes:
-        checkpoint: bundle to translate with (required).
+        checkpoint: bundle to translate with, or a list of bundles (an ensemble).
         input: source file, or ``"-"`` for stdin.
         output: output file, or ``"-"`` for stdout.
-        plot_attention: PNG path for the attention heat map of the first sentence (or None).
+        plot_attention: PDF or PNG path for the attention heat maps of every sentence (or None).
         scores: append ``<TAB>score`` to 1-best lines.
+        alignment: append ``<TAB>`` and the Pharaoh word alignment to each translation.
+        target_prefix: a file of target prefixes, one per input line (empty: none), each
+            translation must start with.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         precision: ``"auto"`` (bf16 where the device has native bf16 matrix support, else
             fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
@@ -54,14 +76,16 @@ class TranslateConfig(SearchConfig):
             warning (default: twice the training maximum; 0 = no limit).
         split_sentences: split each line into sentences (``sentencex``), translate them and
             put the line back together (one output line per input line); ``false`` for
-            pre-segmented input (one sentence per line, e.g. a test set) and for ``n_best > 1``.
+            pre-segmented input (one sentence per line, e.g. a test set).
     """
 
-    checkpoint: str = MISSING
+    checkpoint: Any = MISSING
     input: str = "-"
     output: str = "-"
     plot_attention: str | None = None
     scores: bool = False
+    alignment: bool = False
+    target_prefix: str | None = None
     device: str = "auto"
     precision: Precision = Precision.auto
     chunk_size: int = 2000
@@ -71,11 +95,21 @@ class TranslateConfig(SearchConfig):
 
 
 def search_config(cfg: TranslateConfig) -> SearchConfig:
-    """The :class:`SearchConfig` part of ``cfg`` (alignment on when a plot is requested)."""
+    """The :class:`SearchConfig` part of ``cfg`` (alignment on when a plot or word alignments
+    are requested)."""
     sc = SearchConfig(**{f.name: getattr(cfg, f.name) for f in fields(SearchConfig)})
-    if cfg.plot_attention:
+    if cfg.plot_attention or cfg.alignment:
         sc.return_alignment = True
     return sc
+
+
+def checkpoint_paths(value: Any, key: str = "checkpoint") -> list[str]:
+    """``checkpoint=PATH`` or ``checkpoint=[A,B]`` as absolute paths (relative to the directory
+    the command was started in)."""
+    items = [value] if isinstance(value, str) else list(value or [])
+    if not items or not all(isinstance(v, str) and v for v in items):
+        raise ValueError(f"{key} must be a bundle path or a list of them, got {value!r}")
+    return [to_absolute_path(v) for v in items]
 
 
 def _chunks(stream: TextIO, size: int) -> Iterator[list[str]]:
@@ -92,61 +126,92 @@ def _chunks(stream: TextIO, size: int) -> Iterator[list[str]]:
         yield chunk
 
 
+def _line(cfg: TranslateConfig, index: int, tr: Any) -> str:
+    """The output of one segment (see the module docstring)."""
+    from seq2seq.inference.alignment import pharaoh, word_alignment
+
+    if cfg.return_scores:
+        rec = {"text": tr.text, "score": tr.score, "log_prob": tr.log_prob,
+               "tokens": tr.tgt_pieces, "token_scores": tr.token_scores}
+        if cfg.n_best > 1:
+            rec["n_best"] = [{"text": t, "score": s} for t, s in tr.n_best]
+        if cfg.alignment:
+            rec["alignment"] = pharaoh(word_alignment(tr.src_pieces, tr.tgt_pieces,
+                                                      tr.alignment or []))
+        return json.dumps(rec, ensure_ascii=False) + "\n"
+    if cfg.n_best > 1:
+        return "".join(f"{index}\t{text}\t{score:.4f}\n" for text, score in tr.n_best)
+    out = tr.text
+    if cfg.scores:
+        out += f"\t{tr.score:.4f}"
+    if cfg.alignment:
+        out += "\t" + pharaoh(word_alignment(tr.src_pieces, tr.tgt_pieces, tr.alignment or []))
+    return out + "\n"
+
+
 def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
-    """Translate every line of ``inp`` into ``out``; return the number of sentences.
+    """Translate every line of ``inp`` into ``out``; return the number of lines.
 
     Args:
-        cfg: options (``checkpoint``/``plot_attention`` paths relative to the original cwd).
+        cfg: options (``checkpoint``/``plot_attention``/``target_prefix`` paths relative to the
+            original cwd).
         inp: source lines.
         out: where translations are written (flushed after each chunk).
     """
     from tqdm import tqdm
 
+    from seq2seq.data import read_lines
     from seq2seq.inference.translator import Translator
-    from seq2seq.plots import plot_attention
+    from seq2seq.plots import AttentionPlots
     from seq2seq.runtime import resolve_device
 
     scfg = search_config(cfg)
     check_search_config(scfg, section="")
-    split = cfg.split_sentences and cfg.n_best == 1
-    translator = Translator.from_checkpoint(to_absolute_path(cfg.checkpoint),
+    segments = cfg.n_best > 1 or cfg.alignment or cfg.return_scores or bool(cfg.target_prefix)
+    split = cfg.split_sentences and not segments
+    prefixes = read_lines(to_absolute_path(cfg.target_prefix)) if cfg.target_prefix else None
+    translator = Translator.from_checkpoint(checkpoint_paths(cfg.checkpoint),
                                             device=resolve_device(cfg.device, key="device"),
                                             precision=cfg.precision)
     if cfg.max_input_length is not None:
         translator.max_input_length = cfg.max_input_length
+    plots = AttentionPlots(to_absolute_path(cfg.plot_attention)) if cfg.plot_attention else None
     n = 0
-    plotted = False
     with tqdm(desc="translating", unit="sent", file=sys.stderr,
               disable=not cfg.progress or inp.isatty()) as bar:
         for chunk in _chunks(inp, cfg.chunk_size):
+            drawn: list[tuple[str, Any]] = []
             if split:  # each line a document: its sentences translated, the line rebuilt
                 docs = translator.translate_documents(chunk, scfg, progress=bar.update,
                                                       first_index=n + 1)
-                sentences = [s for d in docs for s in d.sentences]
-                for d in docs:
+                for i, d in enumerate(docs):
                     out.write(f"{d.text}\t{d.score:.4f}\n" if cfg.scores else d.text + "\n")
+                    many = len(d.sentences) > 1
+                    drawn += [(f"{n + i + 1}.{k + 1}" if many else f"{n + i + 1}", s)
+                              for k, s in enumerate(d.sentences)]
             else:
-                sentences = translator.translate(chunk, scfg, progress=bar.update,
-                                                 first_index=n + 1)
-                for i, tr in enumerate(sentences):
-                    if cfg.n_best > 1:
-                        for text, score in tr.n_best:
-                            out.write(f"{n + i}\t{text}\t{score:.4f}\n")
-                    elif cfg.scores:
-                        out.write(f"{tr.text}\t{tr.score:.4f}\n")
-                    else:
-                        out.write(tr.text + "\n")
+                pre = None
+                if prefixes is not None:
+                    pre = prefixes[n:n + len(chunk)]
+                    if len(pre) < len(chunk):
+                        raise ValueError(f"target_prefix {cfg.target_prefix} has "
+                                         f"{len(prefixes)} lines, fewer than the input")
+                results = translator.translate(chunk, scfg, progress=bar.update,
+                                               first_index=n + 1, prefixes=pre)
+                for i, tr in enumerate(results):
+                    out.write(_line(cfg, n + i, tr))
+                drawn = [(f"{n + i + 1}", tr) for i, tr in enumerate(results)]
             out.flush()
-            if cfg.plot_attention and not plotted and sentences:
-                first = sentences[0]
-                if not first.src_pieces:
-                    print("seq2seq-translate: first sentence is empty; no attention plot",
-                          file=sys.stderr)
-                else:
-                    plot_attention(first.src_pieces, first.tgt_pieces, first.alignment,
-                                   to_absolute_path(cfg.plot_attention))
-                plotted = True
+            if plots is not None:
+                for label, tr in drawn:
+                    if tr.src_pieces:  # an empty line has nothing to draw
+                        plots.add(label, tr.src_pieces, tr.tgt_pieces, tr.alignment)
             n += len(chunk)
+    if plots is not None:
+        written = plots.close()
+        where = written[0] if len(written) == 1 else f"{written[0].parent} ({len(written)} files)"
+        print(f"seq2seq-translate: attention plots: {where if written else 'none (no sentence)'}",
+              file=sys.stderr)
     return n
 
 
