@@ -4,13 +4,18 @@ Usage (Hydra overrides, same style as the other commands)::
 
     seq2seq-serve checkpoint=runs/default/checkpoints/best.pt port=8001 max_batch_size=32 \\
         batch_timeout=0.02 search.beam_size=5
+    seq2seq-serve checkpoint=[runs/a/checkpoints/best.pt,runs/b/checkpoints/best.pt]  # ensemble
 
 Endpoints:
 
 * ``POST /predict`` -- ``{"text": "..."}`` or ``{"texts": [...]}`` plus optional ``beam_size``,
-  ``n_best``, ``max_length``, ``return_alignment``; answers ``{"translations": [...]}``.
+  ``n_best``, ``max_length``, ``return_alignment``, ``return_scores``, ``split_sentences``,
+  ``target_prefix``; answers ``{"translations": [...]}``.
+* ``POST /score`` -- ``{"source": "...", "target": "..."}`` or ``{"sources": [...],
+  "targets": [...]}`` plus ``token_scores``; answers ``{"scores": [{"log_prob", "score"}]}``.
   Bodies are validated here, in the HTTP process, before they are queued (see
-  :mod:`serve.validation`), so a bad request gets a 4xx and never joins a batch.
+  :mod:`serve.validation`), so a bad request gets a 4xx and never joins a batch; both endpoints
+  share the key check, the bounded queue and the model worker.
 * ``GET /health`` -- 200 ``ok`` once the model worker has loaded the bundle, 503 before.
 * ``GET /info`` -- model config, languages, vocabulary sizes, checkpoint step, dev BLEU, limits.
 * ``GET /`` and ``GET /demo`` -- the demo page (text box, translate button, attention heat map).
@@ -19,15 +24,8 @@ Endpoints:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -45,15 +43,16 @@ from seq2seq.config import SearchConfig, ServeConfig, plain
 from seq2seq.runtime import precision_reason
 from serve.admission import Admission, load_api_keys
 from serve.api import TranslatorAPI
+from serve.process import ServerProcess, free_port
+from serve.schemas import ScoreBody, ScoreResponse, TranslateBody, TranslateResponse
 from serve.shutdown import install_graceful_stop
 from serve.validation import (
     RequestError,
-    TranslateBody,
-    TranslateResponse,
     max_body_bytes,
     parse_body,
     token_counter,
     validate_payload,
+    validate_score_payload,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,38 +66,66 @@ class ServeJobConfig(ServeConfig):
     """Top-level config of ``seq2seq-serve``: the :class:`ServeConfig` fields, plus these.
 
     Attributes:
-        checkpoint: bundle to serve (required).
+        checkpoint: bundle to serve (required), or a list of bundles: an ensemble.
         search: default search options; requests may override beam_size, n_best, max_length
             and return_alignment within the server's limits.
     """
 
-    checkpoint: str = "???"
+    checkpoint: Any = "???"
     search: SearchConfig = field(default_factory=SearchConfig)
 
 
-def model_info(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
+def checkpoint_list(value: Any) -> list[str]:
+    """``checkpoint=PATH`` or ``checkpoint=[A,B]`` as a list of absolute paths."""
+    items = [value] if isinstance(value, (str, Path)) else list(value or [])
+    if not items or not all(isinstance(v, (str, Path)) and str(v) for v in items):
+        raise ValueError(f"checkpoint must be a bundle path or a list of them, got {value!r}")
+    return [str(Path(v).resolve()) for v in items]
+
+
+def model_info(checkpoint: str | Path | list[str]) -> tuple[dict[str, Any], Any]:
     """Read a bundle's description and source tokenizer (in the HTTP process).
 
     Args:
-        checkpoint: bundle path.
+        checkpoint: bundle path, or a list of them (an ensemble: the first one's description,
+            every member in ``ensemble``, their parameters summed).
 
     Returns:
         ``(info, src_tokenizer)``; ``info`` has the keys of ``Translator.info()`` except device.
+
+    Raises:
+        ValueError: ensemble members with different sentencepiece models.
     """
     from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
-    from seq2seq.inference.description import describe_bundle
+    from seq2seq.inference.description import describe_bundle, ensemble_meta
+    from seq2seq.inference.ensemble import check_same_vocabulary
 
-    bundle = load_bundle(checkpoint, map_location="cpu")
-    src_tok, _ = tokenizers_from_bundle(bundle)
-    info = describe_bundle(bundle, str(checkpoint))
-    return info, src_tok
+    paths = checkpoint_list(checkpoint)
+    bundles = [load_bundle(p, map_location="cpu") for p in paths]
+    toks = [tokenizers_from_bundle(b) for b in bundles]
+    check_same_vocabulary(toks, paths)
+    info = describe_bundle(bundles[0], paths[0])
+    if len(bundles) > 1:
+        info["ensemble"] = ensemble_meta([dict(b.get("meta") or {}) for b in bundles],
+                                         paths)["ensemble"]
+        info["parameters"] = sum(describe_bundle(b, p)["parameters"]
+                                 for b, p in zip(bundles, paths, strict=True))
+    return info, toks[0][0]
 
 
 class ValidatingRequestHandler(RegularRequestHandler):
-    """litserve's request handler with the body read and validated before it is queued."""
+    """litserve's request handler with the body read and validated before it is queued.
 
-    def __init__(self, lit_api: TranslatorAPI, server: TranslationServer) -> None:
+    Args:
+        lit_api: the model worker's API.
+        server: the server (tokenizer, admission).
+        task: ``"translate"`` (``/predict``) or ``"score"`` (``/score``).
+    """
+
+    def __init__(self, lit_api: TranslatorAPI, server: TranslationServer,
+                 task: str = "translate") -> None:
         super().__init__(lit_api, server)
+        self.task = task
         self.cfg = lit_api.serve_cfg
         self.default_beam = lit_api.search_cfg.beam_size
         tok = server.src_tokenizer
@@ -130,7 +157,10 @@ class ValidatingRequestHandler(RegularRequestHandler):
                 from None
         try:
             payload = parse_body(b"".join(body), self.cfg)
-            req = validate_payload(payload, self.cfg, self.count_tokens, self.default_beam)
+            if self.task == "score":
+                req = validate_score_payload(payload, self.cfg, self.count_tokens)
+            else:
+                req = validate_payload(payload, self.cfg, self.count_tokens, self.default_beam)
         except RequestError as e:
             raise HTTPException(e.status, e.message) from None
         return req.to_payload()
@@ -197,9 +227,13 @@ class TranslationServer(ls.LitServer):
                                 response_type: Any) -> None:
         self._callback_runner.trigger_event(EventTypes.ON_SERVER_START.value, litserver=self)
         handler = ValidatingRequestHandler(lit_api, self)
+        scorer = ValidatingRequestHandler(lit_api, self, task="score")
 
         async def predict(request: Request) -> dict:
             return await handler.handle_request(request, Request)
+
+        async def score(request: Request) -> dict:
+            return await scorer.handle_request(request, Request)
 
         error = {"description": "invalid request", "content": {"application/json": {
             "schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}}
@@ -212,7 +246,18 @@ class TranslationServer(ls.LitServer):
             summary="Translate one text or a list of texts",
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/json": {"schema": TranslateBody.model_json_schema()}}}},
-            responses={400: error, 413: error, 422: error, 504: error},
+            responses={400: error, 401: error, 413: error, 422: error, 503: error, 504: error},
+        )
+        self.app.add_api_route(
+            "/score",
+            score,
+            methods=["POST"],
+            response_model=ScoreResponse,
+            response_model_exclude_none=True,
+            summary="The model's log-probability of given translations",
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": ScoreBody.model_json_schema()}}}},
+            responses={400: error, 401: error, 413: error, 422: error, 503: error, 504: error},
         )
 
 
@@ -223,12 +268,12 @@ def accelerator() -> str:
     return "auto" if torch.cuda.is_available() else "cpu"
 
 
-def build_server(checkpoint: str | Path, serve_cfg: ServeConfig,
+def build_server(checkpoint: str | Path | list[str], serve_cfg: ServeConfig,
                  search_cfg: SearchConfig) -> TranslationServer:
     """Assemble the server (the model itself is loaded by the worker's ``setup``).
 
     Args:
-        checkpoint: bundle path.
+        checkpoint: bundle path, or a list of them (an ensemble).
         serve_cfg: limits, batching, host/port.
         search_cfg: default search options.
 
@@ -238,7 +283,8 @@ def build_server(checkpoint: str | Path, serve_cfg: ServeConfig,
     info, src_tok = model_info(checkpoint)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "batch/unbatch without max_batch_size"
-        api = TranslatorAPI(str(checkpoint), serve_cfg, search_cfg)
+        paths = checkpoint_list(checkpoint)
+        api = TranslatorAPI(paths if len(paths) > 1 else paths[0], serve_cfg, search_cfg)
     return TranslationServer(
         api,
         info,
@@ -272,96 +318,6 @@ _HYDRA_DEFAULTS = ("hydra.output_subdir=null", "hydra.run.dir=.",
                    "hydra/job_logging=none", "hydra/hydra_logging=none")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """Run ``seq2seq-serve`` as a subprocess (tests, benchmarks); a context manager.
-
-    The server gets its own process group, so :meth:`stop` (SIGINT, then SIGKILL after a grace
-    period) ends it together with its litserve worker processes.
-
-    Args:
-        checkpoint: bundle path.
-        overrides: extra ``key=value`` overrides (e.g. ``max_batch_size=1``).
-        port: port on 127.0.0.1 (a free one when None).
-        log_path: file for the server's stdout/stderr (a temporary file when None).
-        ready_timeout: seconds to wait for ``/health`` to answer 200.
-    """
-
-    def __init__(self, checkpoint: str | Path, overrides: tuple[str, ...] | list[str] = (),
-                 port: int | None = None, log_path: str | Path | None = None,
-                 ready_timeout: float = 120.0) -> None:
-        self.checkpoint = str(Path(checkpoint).resolve())
-        self.overrides = list(overrides)
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ready_timeout = ready_timeout
-        self.log_path = Path(log_path) if log_path else Path(
-            tempfile.mkstemp(prefix="seq2seq-serve-", suffix=".log")[1])
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> ServerProcess:
-        """Start the server and block until ``/health`` answers 200.
-
-        Raises:
-            RuntimeError: the server exited or was not ready in time (with its log's tail).
-        """
-        import requests
-
-        cmd = [sys.executable, "-m", "serve.server", f"checkpoint={self.checkpoint}",
-               "host=127.0.0.1", f"port={self.port}", *self.overrides]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server not ready after {self.ready_timeout}s:\n{self.log_tail()}")
-
-    def log_tail(self, n: int = 40) -> str:
-        """Last ``n`` lines of the server's output."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-n:])
-
-    def stop(self, grace: float = 10.0) -> None:
-        """Interrupt the server's process group; kill it if it is still there after ``grace``."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        pgid = self.proc.pid  # start_new_session: the group id is the server's pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGINT)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)  # stragglers (workers) of this group only
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 def register_configs() -> None:
     """Register the schema and the primary config ``serve_job`` in Hydra's ConfigStore.
 
@@ -392,9 +348,10 @@ def main() -> None:
             raise SystemExit("seq2seq-serve: give the bundle to serve, e.g. "
                              "checkpoint=runs/default/checkpoints/best.pt")
         job = _to_dataclass(cfg)
-        if not Path(job.checkpoint).is_file():
-            raise SystemExit(f"seq2seq-serve: checkpoint {job.checkpoint} does not exist")
         try:
+            for path in checkpoint_list(job.checkpoint):
+                if not Path(path).is_file():
+                    raise SystemExit(f"seq2seq-serve: checkpoint {path} does not exist")
             serve(job)
         except ValueError as err:  # e.g. an unreadable API-key file: one line, no traceback
             raise SystemExit(f"seq2seq-serve: error: {err}") from None
@@ -402,6 +359,10 @@ def main() -> None:
     given = {a.split("=", 1)[0] for a in sys.argv[1:]}
     sys.argv += [d for d in _HYDRA_DEFAULTS if d.split("=", 1)[0] not in given]
     _run()
+
+
+__all__ = ["ServeJobConfig", "ServerProcess", "TranslationServer", "build_server", "free_port",
+           "main", "model_info", "serve"]
 
 
 if __name__ == "__main__":

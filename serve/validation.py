@@ -1,4 +1,5 @@
-"""Request validation for ``POST /predict``: raw body bytes -> :class:`TranslateRequest`.
+"""Request validation for ``POST /predict`` and ``POST /score``: raw body bytes ->
+:class:`TranslateRequest`.
 
 Every check raises :class:`RequestError` with an HTTP status and a message that names the field
 and says what is wrong, so a client can fix its request. The checks run in the HTTP process
@@ -10,7 +11,12 @@ Accepted body (JSON object, UTF-8)::
 
     {"text": "Hallo Welt."}                       # or
     {"texts": ["Hallo Welt.", "Guten Morgen."],
-     "beam_size": 5, "n_best": 2, "max_length": 50, "return_alignment": true}
+     "beam_size": 5, "n_best": 2, "max_length": 50, "return_alignment": true,
+     "return_scores": true, "split_sentences": false, "target_prefix": ["Hello", ""]}
+
+    # POST /score: the model's log-prob of given translations
+    {"source": "Hallo Welt.", "target": "Hello world."}          # or
+    {"sources": [...], "targets": [...], "token_scores": true}
 
 Status codes: 400 for a body that is not UTF-8, not JSON or not a JSON object; 413 for a body over
 the byte limit; 422 for a well-formed body whose fields are missing, of the wrong type, empty,
@@ -21,15 +27,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from pydantic import BaseModel, Field
+from dataclasses import dataclass, field, fields
 
 from seq2seq.config import ServeConfig
 from seq2seq.inference.documents import split_document
 
 ALLOWED_FIELDS = ("text", "texts", "beam_size", "n_best", "max_length", "return_alignment",
-                  "split_sentences")
+                  "split_sentences", "return_scores", "target_prefix")
+SCORE_FIELDS = ("source", "sources", "target", "targets", "token_scores")
 
 
 class RequestError(Exception):
@@ -56,6 +61,11 @@ class TranslateRequest:
         split_sentences: each text is a document: split into sentences, translated, rejoined
             with its layout (:mod:`seq2seq.inference.documents`); ``n_tokens`` then counts the
             longest sentence.
+        return_scores: return per-token log-probs (``/score``: ``token_scores``).
+        prefixes: per text a target prefix (``""`` for none), or None; implies one segment
+            per text.
+        task: ``"translate"`` (``/predict``) or ``"score"`` (``/score``).
+        targets: the translations to score (``/score``).
     """
 
     texts: tuple[str, ...]
@@ -66,67 +76,22 @@ class TranslateRequest:
     return_alignment: bool = False
     single: bool = False
     split_sentences: bool = True
+    return_scores: bool = False
+    prefixes: tuple[str, ...] | None = None
+    task: str = "translate"
+    targets: tuple[str, ...] | None = None
 
     def to_payload(self) -> dict:
         """Plain-dict form that travels through litserve's request queue."""
-        return {
-            "texts": list(self.texts),
-            "n_tokens": list(self.n_tokens),
-            "beam_size": self.beam_size,
-            "n_best": self.n_best,
-            "max_length": self.max_length,
-            "return_alignment": self.return_alignment,
-            "single": self.single,
-            "split_sentences": self.split_sentences,
-        }
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
-
-class TranslateBody(BaseModel):
-    """``POST /predict`` body (OpenAPI documentation; validation is :func:`validate_payload`)."""
-
-    text: str | None = Field(None, description="One source sentence (use this or `texts`).")
-    texts: list[str] | None = Field(None, description="Several source sentences.")
-    beam_size: int | None = Field(None, ge=1, description="Beam width (1 = greedy).")
-    n_best: int | None = Field(None, ge=1, description="Hypotheses returned per text (<= beam).")
-    max_length: int | None = Field(None, ge=1, description="Maximum output subwords.")
-    return_alignment: bool = Field(False, description="Return attention rows and pieces.")
-    split_sentences: bool = Field(True, description="Split each text into sentences, translate "
-                                  "them and rejoin them with the text's line breaks (false: "
-                                  "each text is one sentence).")
-
-
-class NBestItem(BaseModel):
-    text: str
-    score: float | None
-
-
-class SentenceItem(BaseModel):
-    text: str
-    score: float | None = None
-    n_best: list[NBestItem] | None = None
-    alignment: list[list[float]] | None = None
-    src_pieces: list[str] | None = None
-    tgt_pieces: list[str] | None = None
-
-
-class TranslationItem(BaseModel):
-    text: str
-    score: float | None = Field(None, description="Length-normalised log-probability.")
-    n_best: list[NBestItem] | None = None
-    alignment: list[list[float]] | None = Field(
-        None, description="(target pieces + EOS) x source rows of attention weights."
-    )
-    src_pieces: list[str] | None = None
-    tgt_pieces: list[str] | None = None
-    sentences: list[SentenceItem] | None = Field(
-        None, description="Per-sentence details (n-best, alignment) of a text that was split "
-                          "into several sentences.")
-
-
-class TranslateResponse(BaseModel):
-    """``POST /predict`` response."""
-
-    translations: list[TranslationItem]
+    @classmethod
+    def from_payload(cls, payload: dict) -> TranslateRequest:
+        """Inverse of :meth:`to_payload`."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in payload.items() if k in known}
+        return cls(**kw)
 
 
 def max_body_bytes(cfg: ServeConfig) -> int:
@@ -176,10 +141,10 @@ def _int_field(payload: dict, name: str, upper: int) -> int | None:
     return value
 
 
-def _check_text(text: object, where: str, cfg: ServeConfig) -> str:
+def _check_text(text: object, where: str, cfg: ServeConfig, allow_empty: bool = False) -> str:
     if not isinstance(text, str):
         raise RequestError(422, f"{where} must be a string, got {_json_type(text)}")
-    if not text.strip():
+    if not text.strip() and not allow_empty:
         raise RequestError(422, f"{where} is empty")
     if len(text) > cfg.max_chars:
         raise RequestError(
@@ -268,13 +233,8 @@ def validate_payload(
     beam = beam_size if beam_size is not None else default_beam_size
     if n_best is not None and n_best > beam:
         raise RequestError(422, f"'n_best' ({n_best}) must not exceed the beam size ({beam})")
-    alignment = payload.get("return_alignment", False)
-    if alignment is None:
-        alignment = False
-    if not isinstance(alignment, bool):
-        raise RequestError(
-            422, f"'return_alignment' must be true or false, got {_json_type(alignment)}"
-        )
+    alignment = _bool_field(payload, "return_alignment", False)
+    prefixes = _prefixes(payload, has_text, len(texts), cfg)
     return TranslateRequest(
         texts=tuple(texts),
         n_tokens=tuple(n_tokens),
@@ -283,8 +243,102 @@ def validate_payload(
         max_length=max_length,
         return_alignment=alignment,
         single=has_text,
-        split_sentences=split,
+        split_sentences=split and prefixes is None,
+        return_scores=_bool_field(payload, "return_scores", False),
+        prefixes=prefixes,
     )
+
+
+def _bool_field(payload: dict, name: str, default: bool) -> bool:
+    value = payload.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise RequestError(422, f"'{name}' must be true or false, got {_json_type(value)}")
+    return value
+
+
+def _prefixes(payload: dict, single: bool, n: int, cfg: ServeConfig) -> tuple[str, ...] | None:
+    """``target_prefix``: a string with ``text``, a list of ``n`` strings with ``texts``."""
+    raw = payload.get("target_prefix")
+    if raw is None:
+        return None
+    if single:
+        raw = [raw] if isinstance(raw, str) else raw
+        if not isinstance(raw, list) or len(raw) != 1:
+            raise RequestError(422, "'target_prefix' must be a string with 'text'")
+    elif not isinstance(raw, list) or len(raw) != n:
+        raise RequestError(422, f"'target_prefix' must be a list of {n} strings (one per "
+                                f"text; \"\" for none), got {_json_type(raw)}"
+                           + (f" of {len(raw)}" if isinstance(raw, list) else ""))
+    out = []
+    for i, p in enumerate(raw):
+        where = "'target_prefix'" if single else f"'target_prefix[{i}]'"
+        if not isinstance(p, str):
+            raise RequestError(422, f"{where} must be a string, got {_json_type(p)}")
+        out.append(_check_text(p, where, cfg, allow_empty=True))
+    return tuple(out)
+
+
+def validate_score_payload(
+    payload: object,
+    cfg: ServeConfig,
+    count_tokens: Callable[[str, bool], int] | None = None,
+) -> TranslateRequest:
+    """Check a decoded ``POST /score`` body: ``source``/``target`` (strings) or
+    ``sources``/``targets`` (lists of the same length), optional ``token_scores``.
+
+    The sources follow the rules of ``/predict`` texts (one segment each); a target may be
+    empty (the log-prob of translating to nothing) and has the same character limit.
+
+    Raises:
+        RequestError: 400 when the body is not an object, 422 for any field problem (a source
+            with no subword pieces, which cannot be scored, included).
+    """
+    if not isinstance(payload, dict):
+        raise RequestError(400, 'request body must be a JSON object like {"source": "...", '
+                                f'"target": "..."}}, got {_json_type(payload)}')
+    unknown = sorted(set(payload) - set(SCORE_FIELDS))
+    if unknown:
+        raise RequestError(422, f"unknown field(s) {unknown}; allowed fields are "
+                                f"{list(SCORE_FIELDS)}")
+    single = "source" in payload or "target" in payload
+    if single == ("sources" in payload or "targets" in payload):
+        raise RequestError(422, "give 'source' and 'target' (strings) or 'sources' and "
+                                "'targets' (lists of strings)")
+    if single:
+        names = [("'source'", "'target'")]
+        raw_src, raw_tgt = [payload.get("source")], [payload.get("target")]
+        if "source" not in payload or "target" not in payload:
+            raise RequestError(422, "give both 'source' and 'target'")
+    else:
+        raw_src, raw_tgt = payload.get("sources"), payload.get("targets")
+        for key, raw in (("sources", raw_src), ("targets", raw_tgt)):
+            if not isinstance(raw, list) or not raw:
+                raise RequestError(422, f"'{key}' must be a non-empty list of strings, got "
+                                        f"{_json_type(raw)}")
+        if len(raw_src) != len(raw_tgt):
+            raise RequestError(422, f"'sources' has {len(raw_src)} items but 'targets' has "
+                                    f"{len(raw_tgt)}")
+        if len(raw_src) > cfg.max_texts:
+            raise RequestError(422, f"'sources' has {len(raw_src)} items; the limit is "
+                                    f"{cfg.max_texts} per request")
+        names = [(f"'sources[{i}]'", f"'targets[{i}]'") for i in range(len(raw_src))]
+    sources, targets, n_tokens = [], [], []
+    for (ws, wt), s, t in zip(names, raw_src, raw_tgt, strict=True):
+        sources.append(_check_text(s, ws, cfg))
+        if not isinstance(t, str):
+            raise RequestError(422, f"{wt} must be a string, got {_json_type(t)}")
+        targets.append(_check_text(t, wt, cfg, allow_empty=True))
+        n = count_tokens(s, False) if count_tokens is not None else -1
+        if n == 0:
+            raise RequestError(422, f"{ws} has no subword pieces; it cannot be scored")
+        if n > cfg.max_tokens:
+            raise RequestError(422, f"{ws} has {n} subword tokens; the limit is {cfg.max_tokens}")
+        n_tokens.append(n)
+    return TranslateRequest(texts=tuple(sources), n_tokens=tuple(n_tokens), single=single,
+                            split_sentences=False, task="score", targets=tuple(targets),
+                            return_scores=_bool_field(payload, "token_scores", False))
 
 
 def token_counter(tok: object, lang: str) -> Callable[[str, bool], int]:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from queue import Queue
 
 import pytest
 
 from seq2seq.config import SearchConfig, ServeConfig
-from serve.api import Job, LengthGroupedLoop, TranslatorAPI, plan_chunks, search_config_for
+from serve.api import Job, TranslatorAPI, search_config_for
+from serve.batching import LengthGroupedLoop, plan_chunks
 from serve.validation import TranslateRequest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -422,3 +424,87 @@ def test_demo_page_in_headless_chromium(server, api):
             assert page.text_content("#result") == ""
         finally:
             browser.close()
+
+
+# --------------------------------------------------------------------- scores, prefixes, /score
+@pytest.mark.slow
+def test_return_scores_and_target_prefix(server, api):
+    tr = api.translator
+    r = post(server, {"texts": [SHORT, SENTENCES[0]], "return_scores": True,
+                      "split_sentences": False, "target_prefix": ["And God", ""]})
+    assert r.status_code == 200, r.text
+    first, second = r.json()["translations"]
+    cfg = replace(SERVER_SEARCH, return_scores=True)
+    ref = tr.translate([SHORT, SENTENCES[0]], cfg, prefixes=["And God", None])
+    for got, want in zip((first, second), ref, strict=True):
+        assert got["text"] == want.text and got["tokens"] == want.tgt_pieces
+        assert got["log_prob"] == pytest.approx(want.log_prob, abs=1e-4)
+        assert got["token_scores"] == pytest.approx(want.token_scores, abs=1e-4)
+    assert first["text"].startswith("And God")
+    bad = post(server, {"texts": [SHORT], "target_prefix": "And"})
+    assert bad.status_code == 422 and "'target_prefix' must be a list of 1 strings" in \
+        bad.json()["detail"]
+
+
+@pytest.mark.slow
+def test_score_endpoint_matches_the_translator(server, api):
+    import requests
+
+    pairs = [(SHORT, "And God said."), (SENTENCES[0], ""), (LONG, "In the beginning.")]
+    r = requests.post(server.url + "/score", json={
+        "sources": [s for s, _ in pairs], "targets": [t for _, t in pairs],
+        "token_scores": True}, timeout=60)
+    assert r.status_code == 200, r.text
+    ref = api.translator.score([s for s, _ in pairs], [t for _, t in pairs], SERVER_SEARCH)
+    for got, want in zip(r.json()["scores"], ref, strict=True):
+        assert got["log_prob"] == pytest.approx(want.log_prob, abs=1e-4)
+        assert got["score"] == pytest.approx(want.score, abs=1e-4)
+        assert got["tokens"] == want.tgt_pieces and len(got["token_scores"]) == len(got["tokens"])
+    one = requests.post(server.url + "/score", json={"source": SHORT, "target": "And God said."},
+                        timeout=60).json()["scores"]
+    assert len(one) == 1 and "tokens" not in one[0]
+    assert one[0]["log_prob"] == pytest.approx(ref[0].log_prob, abs=1e-4)
+    # scoring the server's own translation gives back its score (greedy: the same rows)
+    t = post(server, {"text": SHORT, "beam_size": 1, "split_sentences": False}).json()
+    s = requests.post(server.url + "/score", json={"source": SHORT,
+                                                   "target": t["translations"][0]["text"]},
+                      timeout=60).json()["scores"][0]
+    if api.translator.tgt_tok.encode(t["translations"][0]["text"]) == \
+            api.translator.translate([SHORT], replace(SERVER_SEARCH, beam_size=1))[0].tokens:
+        assert s["score"] == pytest.approx(t["translations"][0]["score"], abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("body", "message"), [
+    ({"source": "Gott"}, "give both 'source' and 'target'"),
+    ({"sources": ["a", "b"], "targets": ["x"]}, "'sources' has 2 items but 'targets' has 1"),
+    ({"source": "\u200b", "target": "x"}, "'source' has no subword pieces"),
+    ({"source": "", "target": "x"}, "'source' is empty"),
+    ({"source": "Gott", "target": 3}, "'target' must be a string, got number"),
+    ({"source": "Gott", "target": "x", "beam_size": 3}, "unknown field(s) ['beam_size']"),
+    ({"text": "Gott"}, "unknown field(s) ['text']"),
+])
+def test_bad_score_bodies_get_422(server, body, message):
+    import requests
+
+    r = requests.post(server.url + "/score", json=body, timeout=60)
+    assert r.status_code == 422 and message in r.json()["detail"], r.text
+
+
+@pytest.mark.slow
+def test_an_ensemble_server(tiny_bundle, tmp_path, api):
+    import shutil
+
+    import requests
+
+    from serve.process import ServerProcess
+
+    second = tmp_path / "second.pt"
+    shutil.copyfile(tiny_bundle, second)
+    with ServerProcess([tiny_bundle, second], ["search.beam_size=3", "threads=1",
+                                               "log_level=warning"]) as proc:
+        info = requests.get(proc.url + "/info", timeout=10).json()["model"]
+        assert [m["path"] for m in info["ensemble"]] == [str(tiny_bundle), str(second)]
+        got = requests.post(proc.url + "/predict", json={"text": SHORT}, timeout=60).json()
+        assert got["translations"][0]["text"] == \
+            api.translator.translate_documents([SHORT], SERVER_SEARCH)[0].text

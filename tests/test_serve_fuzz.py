@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 SHORT = "Und Gott sprach."
-FIELDS = ("text", "texts", "beam_size", "n_best", "max_length", "return_alignment")
+FIELDS = ("text", "texts", "beam_size", "n_best", "max_length", "return_alignment",
+          "return_scores", "split_sentences", "target_prefix", "source", "sources", "target",
+          "targets", "token_scores")
 
 # characters that break naive text handling
 ODD = st.sampled_from([
@@ -46,14 +48,41 @@ FIELD_VALUE = {
     "n_best": st.one_of(st.integers(-3, 40), JSON),
     "max_length": st.one_of(st.integers(-3, 500), JSON),
     "return_alignment": st.one_of(st.booleans(), JSON),
+    "return_scores": st.one_of(st.booleans(), JSON),
+    "split_sentences": st.one_of(st.booleans(), JSON),
+    "target_prefix": st.one_of(TEXT, st.lists(TEXT, max_size=10), JSON),
 }
 REQUEST = st.fixed_dictionaries({}, optional={k: v for k, v in FIELD_VALUE.items()})
-BODY = st.one_of(
-    REQUEST.map(lambda d: json.dumps(d).encode()),
-    JSON.map(lambda v: json.dumps(v).encode()),
-    st.binary(max_size=200),
-    REQUEST.map(lambda d: json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+SCORE_VALUE = {
+    "source": st.one_of(TEXT, JSON), "target": st.one_of(TEXT, JSON),
+    "sources": st.one_of(st.lists(TEXT, max_size=10), JSON),
+    "targets": st.one_of(st.lists(TEXT, max_size=10), JSON),
+    "token_scores": st.one_of(st.booleans(), JSON),
+}
+SCORE_REQUEST = st.one_of(
+    st.fixed_dictionaries({}, optional=SCORE_VALUE),
+    # mostly well-formed pairs with odd targets, so the model path runs too
+    st.fixed_dictionaries({"source": st.sampled_from(["Gott", "Licht", SHORT]),
+                           "target": st.one_of(TEXT, st.just(""))},
+                          optional={"token_scores": st.booleans()}),
 )
+VALID_PREDICT = st.fixed_dictionaries(
+    {"text": st.sampled_from(["Gott", "Licht", SHORT, "Und Gott sprach. Amen.\n\nLicht."])},
+    optional={"return_scores": st.booleans(), "split_sentences": st.booleans(),
+              "target_prefix": st.one_of(TEXT, st.just("And"))})
+
+
+def bodies(request: st.SearchStrategy) -> st.SearchStrategy:
+    """Raw bodies: the endpoint's field mixes, random JSON, random bytes, surrogates."""
+    return st.one_of(
+        request.map(lambda d: json.dumps(d).encode()),
+        JSON.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=200),
+        request.map(lambda d: json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+    )
+
+
+BODIES = {"/predict": bodies(st.one_of(REQUEST, VALID_PREDICT)), "/score": bodies(SCORE_REQUEST)}
 
 
 @pytest.fixture(scope="module")
@@ -73,21 +102,23 @@ def _canary(server) -> dict:
 
 
 @pytest.mark.slow
-def test_no_client_input_gets_a_5xx(server) -> None:
+@pytest.mark.parametrize(("endpoint", "key", "examples"), [("/predict", "translations", 400),
+                                                          ("/score", "scores", 250)])
+def test_no_client_input_gets_a_5xx(server, endpoint: str, key: str, examples: int) -> None:
     before = _canary(server)
     seen: dict[int, int] = {}
 
-    @settings(max_examples=400, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(body=BODY)
+    @given(body=BODIES[endpoint])
     def check(body: bytes) -> None:
-        r = requests.post(server.url + "/predict", data=body, timeout=60,
+        r = requests.post(server.url + endpoint, data=body, timeout=60,
                           headers={"Content-Type": "application/json"})
         seen[r.status_code] = seen.get(r.status_code, 0) + 1
         assert r.status_code == 200 or 400 <= r.status_code < 500, (body[:300], r.text[:300])
         payload = r.json()
         if r.status_code == 200:
-            assert isinstance(payload["translations"], list) and payload["translations"]
+            assert isinstance(payload[key], list) and payload[key]
         else:
             assert isinstance(payload["detail"], str) and payload["detail"]
 

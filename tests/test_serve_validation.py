@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -14,6 +15,7 @@ from serve.validation import (
     max_body_bytes,
     parse_body,
     validate_payload,
+    validate_score_payload,
 )
 
 CFG = ServeConfig(max_chars=40, max_tokens=6, max_texts=3, max_beam_size=8, max_n_best=4,
@@ -42,11 +44,15 @@ def test_single_text_with_defaults():
 
 def test_list_with_all_options_round_trips_to_payload():
     req = check({"texts": ["a b", "c"], "beam_size": 4, "n_best": 3, "max_length": 7,
-                 "return_alignment": True, "split_sentences": False})
+                 "return_alignment": True, "split_sentences": False, "return_scores": True,
+                 "target_prefix": ["x y", ""]})
     assert req.texts == ("a b", "c") and req.n_tokens == (2, 1) and not req.single
     assert req.to_payload() == {"texts": ["a b", "c"], "n_tokens": [2, 1], "beam_size": 4,
                                 "n_best": 3, "max_length": 7, "return_alignment": True,
-                                "single": False, "split_sentences": False}
+                                "single": False, "split_sentences": False,
+                                "return_scores": True, "prefixes": ["x y", ""],
+                                "task": "translate", "targets": None}
+    assert TranslateRequest.from_payload(req.to_payload()) == req
     # the payload is plain JSON data (it crosses a process boundary)
     assert json.loads(json.dumps(req.to_payload())) == req.to_payload()
 
@@ -161,3 +167,44 @@ def test_the_token_limit_counts_per_sentence_when_splitting():
     assert check({"text": "a b. c", "split_sentences": None}).split_sentences
     with pytest.raises(RequestError, match="'text' has 8 subword tokens"):
         check({"text": "Aa bb cc dd. Ee ff gg hh.", "split_sentences": False})
+
+
+def test_a_target_prefix_makes_each_text_one_segment():
+    req = check({"text": "Aa bb cc dd. Ee ff.", "target_prefix": "Hello"})
+    assert req.prefixes == ("Hello",) and not req.split_sentences
+    for body, msg in (({"texts": ["a"], "target_prefix": "x"}, "must be a list of 1 strings"),
+                      ({"texts": ["a", "b"], "target_prefix": ["x"]}, "list of 2 strings"),
+                      ({"text": "a", "target_prefix": 3}, "'target_prefix' must be a string"),
+                      ({"texts": ["a"], "target_prefix": [None]},
+                       "'target_prefix[0]' must be a string, got null"),
+                      ({"text": "a", "target_prefix": "x" * 41}, "has 41 characters"),
+                      ({"text": "a", "return_scores": "yes"}, "'return_scores' must be true")):
+        with pytest.raises(RequestError, match=re.escape(msg)):
+            check(body)
+
+
+def test_score_payloads():
+    req = validate_score_payload({"sources": ["a b", "c"], "targets": ["x", ""],
+                                  "token_scores": True}, CFG, words)
+    assert req.task == "score" and req.texts == ("a b", "c") and req.targets == ("x", "")
+    assert req.n_tokens == (2, 1) and req.return_scores and not req.split_sentences
+    assert TranslateRequest.from_payload(req.to_payload()) == req
+    one = validate_score_payload({"source": "a", "target": "b"}, CFG, words)
+    assert one.single and one.targets == ("b",) and not one.return_scores
+    for body, status, msg in (
+        ([1], 400, "request body must be a JSON object"),
+        ({"source": "a"}, 422, "give both 'source' and 'target'"),
+        ({"source": "a", "sources": ["b"]}, 422, "give 'source' and 'target' (strings) or"),
+        ({"sources": "a", "targets": ["b"]}, 422, "'sources' must be a non-empty list"),
+        ({"sources": ["a"] * 4, "targets": ["b"] * 4}, 422, "the limit is 3 per request"),
+        ({"source": "a b c d e f g", "target": "x"}, 422, "has 7 subword tokens; the limit is 6"),
+        ({"source": "a", "target": "x" * 41}, 422, "'target' has 41 characters"),
+        ({"source": "a", "target": "x", "n_best": 2}, 422, "unknown field(s) ['n_best']"),
+        ({"source": "a", "target": "x", "token_scores": 1}, 422, "'token_scores' must be true"),
+    ):
+        with pytest.raises(RequestError) as info:
+            validate_score_payload(body, CFG, words)
+        assert info.value.status == status and msg in info.value.message
+    with pytest.raises(RequestError, match="'sources\\[1\\]' has no subword pieces"):
+        validate_score_payload({"sources": ["a", "b"], "targets": ["x", "y"]}, CFG,
+                               lambda t, split: 0 if t == "b" else 1)
