@@ -96,6 +96,12 @@ def test_api_keys_guard_predict_only_and_never_leak(tiny_bundle: Path, tmp_path:
         for key in ("cli-key-91bc", "file-key-7f3a"):
             r = _post(srv.url, {"text": SHORT}, key)
             assert r.status_code == 200 and r.json()["translations"][0]["text"]
+        pair = {"source": SHORT, "target": "And God said."}
+        score = requests.post(srv.url + "/score", json=pair, timeout=60)
+        assert score.status_code == 401  # /score is guarded too
+        score = requests.post(srv.url + "/score", json=pair, timeout=60,
+                              headers={"Authorization": "Bearer cli-key-91bc"})
+        assert score.status_code == 200 and score.json()["scores"][0]["log_prob"] < 0
         info = requests.get(srv.url + "/info", timeout=10)
         assert info.json()["auth"] == "bearer"
         pages = info.text + requests.get(srv.url + "/openapi.json", timeout=10).text
