@@ -237,28 +237,17 @@ class TranslationServer(ls.LitServer):
 
         error = {"description": "invalid request", "content": {"application/json": {
             "schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}}
-        self.app.add_api_route(
-            lit_api.api_path,
-            predict,
-            methods=["POST"],
-            response_model=TranslateResponse,
-            response_model_exclude_none=True,
-            summary="Translate one text or a list of texts",
-            openapi_extra={"requestBody": {"required": True, "content": {
-                "application/json": {"schema": TranslateBody.model_json_schema()}}}},
-            responses={400: error, 401: error, 413: error, 422: error, 503: error, 504: error},
-        )
-        self.app.add_api_route(
-            "/score",
-            score,
-            methods=["POST"],
-            response_model=ScoreResponse,
-            response_model_exclude_none=True,
-            summary="The model's log-probability of given translations",
-            openapi_extra={"requestBody": {"required": True, "content": {
-                "application/json": {"schema": ScoreBody.model_json_schema()}}}},
-            responses={400: error, 401: error, 413: error, 422: error, 503: error, 504: error},
-        )
+        for path, endpoint, body, answer, summary in (
+                (lit_api.api_path, predict, TranslateBody, TranslateResponse,
+                 "Translate one text or a list of texts"),
+                ("/score", score, ScoreBody, ScoreResponse,
+                 "The model's log-probability of given translations")):
+            self.app.add_api_route(
+                path, endpoint, methods=["POST"], response_model=answer,
+                response_model_exclude_none=True, summary=summary,
+                openapi_extra={"requestBody": {"required": True, "content": {
+                    "application/json": {"schema": body.model_json_schema()}}}},
+                responses={k: error for k in (400, 401, 413, 422, 503, 504)})
 
 
 def accelerator() -> str:

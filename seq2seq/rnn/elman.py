@@ -65,11 +65,7 @@ class RNNLayerFunction(torch.autograd.Function):
             torch.baddbmm(pre_all[t], h_all[t], w_hh_t, out=h_all[t + 1])  # both directions
             act_(h_all[t + 1])
         hs = hs_tm.transpose(0, 1)  # (D, T+1, B, H) view
-        y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
-        y[..., :hid] = hs[0, 1:]
-        if nd == 2:
-            y[..., hid:] = ragged.reverse(hs[1, 1:])
-        ragged.zero_padding_(y)
+        y = ragged.outputs(hs)  # (T, B, D*H)
         h_n = ragged.final(hs)  # (D, B, H)
         ctx.ragged = ragged
         ctx.nonlinearity = nonlinearity

@@ -72,11 +72,7 @@ class GRULayerFunction(torch.autograd.Function):
         for t in range(steps):
             torch.baddbmm(b_hh_s, h_all[t], w_hh_t, out=hg_all[t])  # both directions at once
             step(t)  # r, z, n into gates[:, t]; h into hs[:, t + 1]
-        y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
-        y[..., :hid] = hs[0, 1:]
-        if nd == 2:
-            y[..., hid:] = ragged.reverse(hs[1, 1:])
-        ragged.zero_padding_(y)
+        y = ragged.outputs(hs)  # (T, B, D*H)
         h_n = ragged.final(hs)  # (D, B, H)
         ctx.ragged = ragged
         ctx.save_for_backward(*xs, gates, hgates, hs, *weights)

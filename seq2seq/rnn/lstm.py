@@ -108,11 +108,7 @@ class LSTMLayerFunction(torch.autograd.Function):
         for t in range(steps):
             torch.baddbmm(p_all[t], h_all[t], w_hh_t, out=pre)  # both directions at once
             step(t)  # activate pre into gates[:, t]; c, tanh(c), h of step t
-        y = x.new_empty(steps, batch, nd * hid)  # (T, B, D*H)
-        y[..., :hid] = hs[0, 1:]
-        if nd == 2:
-            y[..., hid:] = ragged.reverse(hs[1, 1:])
-        ragged.zero_padding_(y)
+        y = ragged.outputs(hs)  # (T, B, D*H)
         h_n = ragged.final(hs)  # (D, B, H)
         c_n = ragged.final(cs)  # (D, B, H)
         ctx.ragged = ragged

@@ -222,7 +222,32 @@ class FusedLSTM(_FusedRNNBase):
         return lstm_layer(x, h0, c0, ragged, weights, fused_pointwise=self.fused_pointwise)
 
 
-class FusedGRU(_FusedRNNBase):
+class _HiddenStateRNN(_FusedRNNBase):
+    """A stacked RNN whose only state is ``h`` (GRU, Elman): the shared ``forward``."""
+
+    def forward(
+        self,
+        x: Tensor,
+        lengths: Tensor | Sequence[int] | None = None,
+        hx: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Run the RNN.
+
+        Args:
+            x: ``(T, B, I)`` input (``(B, T, I)`` if ``batch_first``), padded after each
+                sequence's length.
+            lengths: ``(B,)`` integer lengths in ``[1, T]`` (CPU or device), or ``None``.
+            hx: optional ``h0`` of shape ``(L*D, B, H)``.
+
+        Returns:
+            ``output (T, B, D*H)`` (zero at padded steps; ``(B, T, D*H)`` if batch_first) and
+            ``h_n (L*D, B, H)``, the state at each sequence's own length, ordered like PyTorch.
+        """
+        y, (h_n,) = self._run(x, lengths, [hx])
+        return y, h_n
+
+
+class FusedGRU(_HiddenStateRNN):
     """Multi-layer (bi)directional GRU on the fused core, interchangeable with ``nn.GRU``.
 
     Args:
@@ -241,32 +266,11 @@ class FusedGRU(_FusedRNNBase):
 
     gates = 3
 
-    def forward(
-        self,
-        x: Tensor,
-        lengths: Tensor | Sequence[int] | None = None,
-        hx: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Run the GRU.
-
-        Args:
-            x: ``(T, B, I)`` input (``(B, T, I)`` if ``batch_first``), padded after each
-                sequence's length.
-            lengths: ``(B,)`` integer lengths in ``[1, T]`` (CPU or device), or ``None``.
-            hx: optional ``h0`` of shape ``(L*D, B, H)``.
-
-        Returns:
-            ``output (T, B, D*H)`` (zero at padded steps; ``(B, T, D*H)`` if batch_first) and
-            ``h_n (L*D, B, H)``, the state at each sequence's own length, ordered like PyTorch.
-        """
-        y, (h_n,) = self._run(x, lengths, [hx])
-        return y, h_n
-
     def _layer(self, x, init, ragged, weights):
         return gru_layer(x, init[0], ragged, weights, fused_pointwise=self.fused_pointwise)
 
 
-class FusedRNN(_FusedRNNBase):
+class FusedRNN(_HiddenStateRNN):
     """Multi-layer (bi)directional Elman RNN on the fused core, interchangeable with ``nn.RNN``.
 
     ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with ``act`` = ``tanh`` or ``relu``
@@ -316,27 +320,6 @@ class FusedRNN(_FusedRNNBase):
         s = super().extra_repr()
         return s + (f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh"
                     else "")
-
-    def forward(
-        self,
-        x: Tensor,
-        lengths: Tensor | Sequence[int] | None = None,
-        hx: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Run the RNN.
-
-        Args:
-            x: ``(T, B, I)`` input (``(B, T, I)`` if ``batch_first``), padded after each
-                sequence's length.
-            lengths: ``(B,)`` integer lengths in ``[1, T]`` (CPU or device), or ``None``.
-            hx: optional ``h0`` of shape ``(L*D, B, H)``.
-
-        Returns:
-            ``output (T, B, D*H)`` (zero at padded steps; ``(B, T, D*H)`` if batch_first) and
-            ``h_n (L*D, B, H)``, the state at each sequence's own length, ordered like PyTorch.
-        """
-        y, (h_n,) = self._run(x, lengths, [hx])
-        return y, h_n
 
     def _layer(self, x, init, ragged, weights):
         return rnn_layer(x, init[0], ragged, weights, nonlinearity=self.nonlinearity)

@@ -103,6 +103,22 @@ class Ragged:
             x.masked_fill_(self.pad, 0.0)
         return x
 
+    def outputs(self, states: Tensor) -> Tensor:
+        """A layer's output in natural time from its states in aligned time.
+
+        Args:
+            states: ``(D, T + 1, B, H)`` states, ``states[:, 0]`` the initial one.
+
+        Returns:
+            ``(T, B, D*H)`` forward (and reverse) outputs concatenated, zero on padded steps.
+        """
+        nd, hid = states.shape[0], states.shape[-1]
+        y = states.new_empty(self.steps, self.batch, nd * hid)  # (T, B, D*H)
+        y[..., :hid] = states[0, 1:]
+        if nd == 2:
+            y[..., hid:] = self.reverse(states[1, 1:])
+        return self.zero_padding_(y)
+
     def final(self, states: Tensor) -> Tensor:
         """Pick each sequence's state after its own last real step.
 
