@@ -187,6 +187,7 @@ class FusedLSTM(_FusedRNNBase):
         dropout: dropout on the outputs of every layer but the last (training only).
         device: parameter device.
         dtype: parameter dtype.
+        bias: with ``b_ih``/``b_hh`` (keyword only; ``False`` as in ``torch.nn``).
         fused_pointwise: per-step gate math (keyword only): ``"auto"`` (``torch.compile``-fused
             on CUDA, in-place eager elsewhere), ``"compile"`` (fused on any device) or
             ``"eager"``.
@@ -259,6 +260,7 @@ class FusedGRU(_HiddenStateRNN):
         dropout: dropout on the outputs of every layer but the last (training only).
         device: parameter device.
         dtype: parameter dtype.
+        bias: with ``b_ih``/``b_hh`` (keyword only; ``False`` as in ``torch.nn``).
         fused_pointwise: per-step gate math (keyword only): ``"auto"`` (``torch.compile``-fused
             on CUDA, in-place eager elsewhere), ``"compile"`` (fused on any device) or
             ``"eager"``.
