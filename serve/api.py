@@ -210,6 +210,8 @@ class TranslatorAPI(ls.LitAPI):
     def _sentence_item(req: TranslateRequest, tr: Any) -> dict[str, Any]:
         """One sentence's Translation -> JSON dict (n-best, alignment, scores when asked)."""
         item: dict[str, Any] = {"text": tr.text, "score": _finite(tr.score)}
+        if tr.truncated_from is not None:  # longer than max_input_length: its start translated
+            item["truncated_from"] = tr.truncated_from
         if req.n_best is not None and req.n_best > 1:
             item["n_best"] = [{"text": t, "score": _finite(s)} for t, s in tr.n_best[:req.n_best]]
         if req.return_alignment:

@@ -40,6 +40,7 @@ class SentenceItem(BaseModel):
     alignment: list[list[float]] | None = None
     src_pieces: list[str] | None = None
     tgt_pieces: list[str] | None = None
+    truncated_from: int | None = None
     log_prob: float | None = None
     tokens: list[str] | None = None
     token_scores: list[float | None] | None = None
@@ -54,6 +55,9 @@ class TranslationItem(BaseModel):
     )
     src_pieces: list[str] | None = None
     tgt_pieces: list[str] | None = None
+    truncated_from: int | None = Field(
+        None, description="Source subwords when over the model's max_input_length (only its "
+                          "start was translated).")
     log_prob: float | None = Field(None, description="Summed log-prob (return_scores).")
     tokens: list[str] | None = Field(None, description="Target pieces + EOS (return_scores).")
     token_scores: list[float | None] | None = Field(

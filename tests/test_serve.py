@@ -508,3 +508,18 @@ def test_an_ensemble_server(tiny_bundle, tmp_path, api):
         got = requests.post(proc.url + "/predict", json={"text": SHORT}, timeout=60).json()
         assert got["translations"][0]["text"] == \
             api.translator.translate_documents([SHORT], SERVER_SEARCH)[0].text
+
+
+def test_a_source_over_max_input_length_is_cut_and_says_so(api):
+    n = len(api.translator.src_tok.encode(SENTENCES[0]))
+    limit, api.translator.max_input_length = api.translator.max_input_length, 3
+    try:
+        job = api.decode_request({"text": SENTENCES[0], "split_sentences": False})
+        (out,) = api.unbatch(api.predict(api.batch([job])))
+        (t,) = api.encode_response((job, out))["translations"]
+    finally:
+        api.translator.max_input_length = limit
+    assert n > 3 and t["truncated_from"] == n
+    short = api.decode_request({"text": SHORT, "split_sentences": False})
+    (out,) = api.unbatch(api.predict(api.batch([short])))
+    assert "truncated_from" not in api.encode_response((short, out))["translations"][0]
