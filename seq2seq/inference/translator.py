@@ -129,7 +129,8 @@ class Translator:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_bundle(cls, bundle: dict[str, Any] | Sequence[dict[str, Any]],
-                    device: str | torch.device = "cpu", path: str | Sequence[str] | None = None,
+                    device: str | torch.device = "cpu",
+                    path: str | os.PathLike | Sequence[str] | None = None,
                     precision: Precision | str = Precision.fp32) -> Translator:
         """Build the bundle's model (eval mode) and tokenizers on ``device``; several bundles
         make an :class:`~seq2seq.inference.ensemble.Ensemble`.
@@ -147,7 +148,7 @@ class Translator:
             ValueError: ensemble members with different sentencepiece models.
         """
         bundles = [bundle] if isinstance(bundle, dict) else list(bundle)
-        paths = ([path] if isinstance(path, str) or path is None else list(path))
+        paths = [path] if path is None or isinstance(path, (str, os.PathLike)) else list(path)
         paths = [str(p) if p is not None else f"bundle {i}" for i, p in enumerate(paths)]
         device = torch.device(device)
         dtype = resolve_precision(precision, device, key="precision")
