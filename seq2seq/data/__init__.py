@@ -1,5 +1,5 @@
-"""Data: reading corpora (:mod:`.corpus`), batching (:mod:`.batching`), preparing the shipped
-corpus (:mod:`.prepare`)."""
+"""Data: reading and writing corpora (:mod:`.corpus`), batching (:mod:`.batching`), preparing
+the shipped corpus (:mod:`.prepare`) and a user's own (:mod:`.text_corpus`)."""
 
 from seq2seq.data.batching import (
     Batch,
