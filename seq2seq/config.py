@@ -75,12 +75,28 @@ class Schedule(Choice):
     """Learning-rate schedule (see :mod:`seq2seq.training.schedule`)."""
 
     plateau, inverse_sqrt, noam, constant = "plateau", "inverse_sqrt", "noam", "constant"
+    wsd, cosine = "wsd", "cosine"  # budget-aware: reach min_lr when the run's budget ends
+
+    @property
+    def needs_budget(self) -> bool:
+        """The schedule follows the fraction of the run done (max_steps/epochs/minutes)."""
+        return self in (Schedule.wsd, Schedule.cosine)
 
 
 class Precision(Choice):
     """Autocast precision (see :func:`seq2seq.runtime.resolve_precision`)."""
 
     auto, fp32, bf16, fp16 = "auto", "fp32", "bf16", "fp16"
+
+
+#: The precision every translating entry point uses unless told otherwise: the Python API
+#: (``Translator.from_checkpoint``), ``seq2seq-evaluate``, ``seq2seq-translate``,
+#: ``seq2seq-score``, ``seq2seq-serve`` and the trainer's dev translations. float32, because the
+#: same checkpoint must give the same text and scores through every entry point on every machine,
+#: and because bf16 decoding does not pay for that loss: on the AMD Zen 4 machine (native
+#: AVX512-BF16) greedy decoding in bf16 runs at 0.63x float32 and beam 5 at 1.21x
+#: (benchmarks/README.md, "bf16"). ``precision=auto`` or ``bf16`` opts in.
+INFERENCE_PRECISION = Precision.fp32
 
 
 class BestMetric(Choice):
@@ -259,8 +275,13 @@ class TrainConfig(_Choices):
         lr, betas, weight_decay, clip_norm: optimiser settings.
         label_smoothing: label smoothing epsilon.
         schedule: ``"plateau"`` (warmup then halve on dev plateau), ``"inverse_sqrt"``,
-            ``"noam"``-style warmup+decay, or ``"constant"``.
+            ``"noam"``-style warmup+decay, ``"constant"``, or budget-aware: ``"wsd"``
+            (warmup, stable peak, linear cooldown to ``min_lr`` over the last ``cooldown`` of
+            the budget) and ``"cosine"`` (cosine from the peak to ``min_lr`` over the budget).
+            The budget is whichever of ``max_steps``, ``max_epochs``, ``max_minutes`` ends first
+            (progress = the largest of the fractions done).
         warmup_steps, lr_decay, lr_patience, min_lr: schedule settings.
+        cooldown: ``wsd``: fraction of the budget, at its end, over which the rate decays.
         max_epochs, max_steps, max_minutes: stop at whichever comes first (0 = unlimited);
             max_minutes counts training wall time (validation included, resumed segments
             added up), not data loading or sentencepiece training.
@@ -305,6 +326,7 @@ class TrainConfig(_Choices):
     schedule: Schedule = Schedule.plateau
     warmup_steps: int = 200
     lr_decay: float = 0.5
+    cooldown: float = 0.2
     lr_patience: int = 2
     min_lr: float = 1e-5
     max_epochs: int = 0
@@ -351,8 +373,12 @@ class ServeConfig(_Choices):
             these (else 401); ``/health``, ``/info`` and the demo page stay open. Also read, one
             per line, from the file named by the environment variable ``SEQ2SEQ_API_KEYS_FILE``
             (keeps keys off the command line). Keys never appear in ``/info``, logs or errors.
-        precision: the model worker's precision: ``"auto"`` (bf16 where the device has native
-            bf16 matrix support, else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA).
+        precision: the model worker's precision: :data:`INFERENCE_PRECISION` (fp32) unless set;
+            ``"auto"`` (bf16 where the device has native bf16 matrix support, else fp32),
+            ``"bf16"`` or ``"fp16"`` (CUDA).
+        shutdown_grace: seconds that SIGTERM/SIGINT gives the requests in flight to be answered
+            before the HTTP process is stopped regardless (idle and half-open connections are
+            closed at once).
         log_level: uvicorn/litserve log level (``"info"``, ``"warning"``, ...).
     """
 
@@ -375,7 +401,8 @@ class ServeConfig(_Choices):
     timeout: float = 60.0
     max_queue: int = 256
     api_keys: list[str] = field(default_factory=list)
-    precision: Precision = Precision.auto
+    precision: Precision = INFERENCE_PRECISION
+    shutdown_grace: float = 20.0
     log_level: str = "info"
 
     def __repr__(self) -> str:  # never print the keys

@@ -96,7 +96,7 @@ def precision_reason(name: Precision | str, device: torch.device) -> str:
     dtype = resolve_precision(name, device)
     chosen = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     if Precision(name) != Precision.auto:
-        return f"{chosen} (set explicitly)"
+        return f"{chosen} (precision={Precision(name).value})"
     what = "GPU" if device.type == "cuda" else "CPU"
     if native_bf16(device):
         return f"bf16 (auto: this {what} has native bf16 matrix support)"

@@ -24,7 +24,9 @@ Endpoints:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing as mp
 import sys
 import warnings
 from dataclasses import dataclass, field, fields
@@ -59,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+DRAIN_POLL_S = 0.1  # how often a body still being read checks whether the server is stopping
 
 
 @dataclass(repr=False)  # ServeConfig's repr, which hides the API keys
@@ -132,6 +135,7 @@ class ValidatingRequestHandler(RegularRequestHandler):
         lang = server.model_description.get("src_lang") or "en"
         self.count_tokens = token_counter(tok, lang) if tok is not None else None
         self.admission = server.admission
+        self.server = server
 
     async def handle_request(self, request: Request, request_type: Any) -> Any:
         self.admission.check_key(request)  # 401 before anything is read
@@ -141,7 +145,8 @@ class ValidatingRequestHandler(RegularRequestHandler):
         finally:
             self.admission.leave()
 
-    async def _prepare_request(self, request: Request, request_type: Any) -> dict:
+    async def _read_body(self, request: Request) -> bytes:
+        """The whole body, within the size limit (413), or 400 when the client went away."""
         limit = max_body_bytes(self.cfg)
         body, size = [], 0
         try:
@@ -155,8 +160,26 @@ class ValidatingRequestHandler(RegularRequestHandler):
             logger.info("client %s disconnected before its request body arrived", client)
             raise HTTPException(400, "client disconnected before the request body arrived") \
                 from None
+        return b"".join(body)
+
+    async def _body_unless_draining(self, request: Request) -> bytes:
+        """:meth:`_read_body`, given up with a 503 once the server is stopping: a body that
+        has not arrived by then (a half-open or slow client) must not hold the shutdown up."""
+        draining = self.server.draining
+        reading = asyncio.ensure_future(self._read_body(request))
+        while True:
+            done, _ = await asyncio.wait({reading}, timeout=DRAIN_POLL_S)
+            if done:
+                return reading.result()
+            if draining is not None and draining.is_set():
+                reading.cancel()
+                raise HTTPException(503, "server is shutting down; the request body had not "
+                                         "arrived; retry", headers={"Retry-After": "1"})
+
+    async def _prepare_request(self, request: Request, request_type: Any) -> dict:
+        body = await self._body_unless_draining(request)
         try:
-            payload = parse_body(b"".join(body), self.cfg)
+            payload = parse_body(body, self.cfg)
             if self.task == "score":
                 req = validate_score_payload(payload, self.cfg, self.count_tokens)
             else:
@@ -181,12 +204,15 @@ class TranslationServer(ls.LitServer):
         self.model_description = info
         self.src_tokenizer = src_tokenizer
         self.admission = Admission(load_api_keys(api.serve_cfg.api_keys), api.serve_cfg.max_queue)
+        self.draining: Any = None  # made in _start_server, before the HTTP processes fork
         super().__init__(api, info_path="/server-info", **kwargs)
+        self.uvicorn_graceful_timeout = api.serve_cfg.shutdown_grace  # litserve's is 30 s
 
     def _start_server(self, *args: Any, **kwargs: Any) -> dict:
+        self.draining = mp.get_context("fork").Event()  # inherited by the forked HTTP processes
         workers = super()._start_server(*args, **kwargs)  # the HTTP processes are forked here
         install_graceful_stop(list(workers.values()), self._shutdown_event.set,
-                              grace=self.uvicorn_graceful_timeout)
+                              grace=self.uvicorn_graceful_timeout, draining=self.draining)
         return workers
 
     def _register_internal_endpoints(self) -> None:
@@ -209,7 +235,7 @@ class TranslationServer(ls.LitServer):
                 "search": plain(api.search_cfg),
                 "limits": {k: getattr(api.serve_cfg, k) for k in (
                     "max_chars", "max_tokens", "max_texts", "max_beam_size", "max_n_best",
-                    "max_length", "max_queue", "timeout")},
+                    "max_length", "max_queue", "timeout", "shutdown_grace")},
                 "auth": self.admission.auth,
                 "precision": precision_reason(api.serve_cfg.precision, torch.device(
                     "cuda" if accelerator() != "cpu" else "cpu")),

@@ -120,3 +120,15 @@ def tiny_bundle(tiny_corpus: dict[str, Path], tmp_path_factory: pytest.TempPathF
     path = tmp_path_factory.mktemp("tiny_bundle") / "checkpoints" / "best.pt"
     save_bundle(path, build_tiny_bundle(tiny_corpus))
     return path
+
+
+@pytest.fixture()
+def one_thread():
+    """torch on one thread for this test: a multi-threaded GEMM splits rows by the batch's size,
+    so bit-exact comparisons across batch compositions need one thread (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -20,7 +19,6 @@ from seq2seq.config import SearchConfig
 from seq2seq.data import read_lines
 from seq2seq.inference.translator import Translator
 from seq2seq.metrics import corpus_scores
-from seq2seq.runtime import native_bf16
 
 FAST = SearchConfig(beam_size=2, max_len_a=1.0, max_len_b=5)
 
@@ -48,8 +46,7 @@ def test_scores_match_metrics_on_written_hypotheses(ckpt, tiny_corpus):
     hyp_path, json_path = ckpt.parent / "best.dev.hyp", ckpt.parent / "best.dev.json"
     assert rec["hypotheses"] == str(hyp_path) and rec["scores"] == str(json_path)
     saved = json.loads(json_path.read_text())
-    auto = "bf16" if native_bf16(torch.device("cpu")) else "fp32"
-    assert saved["precision"].startswith(f"{auto} (auto: this CPU has ")  # precision=auto
+    assert saved["precision"] == "fp32 (precision=fp32)"  # the default of every entry point
     hyps = read_lines(hyp_path)
     refs = read_lines(tiny_corpus["tgt_dev"])
     expected = corpus_scores(hyps, refs)

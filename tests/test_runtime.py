@@ -37,7 +37,7 @@ def test_resolve_precision_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(runtime, "native_bf16", lambda device, n=native: n)
         assert resolve_precision("auto", CPU) is auto
         assert runtime.precision_reason("auto", CPU) == reason
-        assert runtime.precision_reason("bf16", CPU) == "bf16 (set explicitly)"
+        assert runtime.precision_reason("bf16", CPU) == "bf16 (precision=bf16)"
     assert resolve_precision("fp32", CPU) is None
     assert resolve_precision("bf16", CPU) is torch.bfloat16
     with pytest.raises(ValueError, match="Precision"):

@@ -82,3 +82,43 @@ def test_state_dict_round_trip_restores_rate() -> None:
     assert b.lr == pytest.approx(5e-4)
     assert b.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
     assert _run(a, 3) == _run(b, 3)
+
+
+def _run_budget(sched: LRSchedule, n: int) -> list[float]:
+    """Rates of updates 1..n of an n-update budget, set as the trainer sets them (the progress
+    after the coming update, then the update)."""
+    out = []
+    for k in range(n):
+        sched.set_progress((k + 1) / n)
+        out.append(sched.optimizer.param_groups[0]["lr"])
+        sched.step()
+    return out
+
+
+def test_wsd_holds_the_peak_then_cools_down_to_the_floor_on_the_last_update() -> None:
+    s = LRSchedule(_opt(), "wsd", lr=1e-3, warmup_steps=5, min_lr=1e-5, cooldown=0.2)
+    lrs = _run_budget(s, 50)
+    assert lrs[:5] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3])
+    assert lrs[4:40] == pytest.approx([1e-3] * 36)  # updates 5..40: 80% of the budget
+    # update 40 + j of 50 runs at floor + (peak - floor) (1 - (40 + j) / 50) / 0.2
+    assert lrs[40:] == pytest.approx([1e-5 + (1e-3 - 1e-5) * (10 - j) / 10 for j in range(1, 11)])
+    assert lrs[-1] == pytest.approx(1e-5)
+
+
+def test_cosine_follows_the_budget_to_the_floor() -> None:
+    s = LRSchedule(_opt(), "cosine", lr=2e-3, warmup_steps=0, min_lr=0.0)
+    lrs = _run_budget(s, 20)
+    assert lrs == pytest.approx([1e-3 * (1 + math.cos(math.pi * (k + 1) / 20)) for k in range(20)])
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12) and lrs == sorted(lrs, reverse=True)
+
+
+def test_budget_progress_survives_the_state_round_trip_and_others_ignore_it() -> None:
+    s = LRSchedule(_opt(), "wsd", lr=1.0, warmup_steps=0, cooldown=0.5)
+    s.set_progress(0.75)
+    t = LRSchedule(_opt(), "wsd", lr=1.0, warmup_steps=0, cooldown=0.5)
+    t.load_state_dict(s.state_dict())
+    assert t.lr == s.lr == pytest.approx(0.5)
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+    c = LRSchedule(_opt(), "constant", lr=1.0)
+    c.set_progress(1.0)
+    assert c.lr == 1.0

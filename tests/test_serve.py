@@ -228,7 +228,8 @@ def test_health_info_openapi(server, tiny_bundle):
     assert model["model_config"] == bundle["model_config"]
     assert info["search"]["beam_size"] == 3
     assert info["auth"] == "none" and info["limits"]["max_queue"] == 256
-    assert "(auto: this CPU has" in info["precision"]
+    assert info["precision"] == "fp32 (precision=fp32)"  # the default of every entry point
+    assert info["limits"]["shutdown_grace"] == 20.0
     assert info["limits"]["max_texts"] == 8 and info["batching"]["max_batch_size"] == 16
     schema = requests.get(server.url + "/openapi.json", timeout=10).json()
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
@@ -523,3 +524,51 @@ def test_a_source_over_max_input_length_is_cut_and_says_so(api):
     short = api.decode_request({"text": SHORT, "split_sentences": False})
     (out,) = api.unbatch(api.predict(api.batch([short])))
     assert "truncated_from" not in api.encode_response((short, out))["translations"][0]
+
+
+@pytest.mark.slow
+def test_every_entry_point_gives_the_same_text_and_scores_by_default(tiny_bundle):
+    """Python API, seq2seq-translate, seq2seq-score and the server, all at their defaults
+    (INFERENCE_PRECISION, the default search): the same texts, scores and log-probs."""
+    import json
+    import subprocess
+    import sys
+
+    import requests
+
+    from seq2seq.inference.translator import Translator
+    from serve.server import ServerProcess
+
+    translator = Translator.from_checkpoint(tiny_bundle)
+    api = translator.translate(SENTENCES, SearchConfig(return_scores=True))
+    texts = [t.text for t in api]
+    cli = subprocess.run([sys.executable, "-m", "seq2seq.cli.translate",
+                          f"checkpoint={tiny_bundle}", "return_scores=true", "progress=false"],
+                         input="\n".join(SENTENCES) + "\n", capture_output=True, text=True,
+                         check=True)
+    translated = [json.loads(r) for r in cli.stdout.splitlines()]
+    tsv = "".join(f"{s}\t{t}\n" for s, t in zip(SENTENCES, texts, strict=True))
+    scored = subprocess.run([sys.executable, "-m", "seq2seq.cli.score", f"checkpoint={tiny_bundle}",
+                             "token_scores=true", "progress=false"], input=tsv,
+                            capture_output=True, text=True, check=True)
+    forced = [json.loads(r) for r in scored.stdout.splitlines()]
+    with ServerProcess(tiny_bundle, ["threads=1", "log_level=warning"]) as srv:
+        served = requests.post(srv.url + "/predict", json={"texts": SENTENCES,
+                                                           "return_scores": True},
+                               timeout=60).json()["translations"]
+        served_scores = requests.post(srv.url + "/score", json={
+            "sources": SENTENCES, "targets": texts}, timeout=60).json()["scores"]
+    assert [t["text"] for t in translated] == [t["text"] for t in served] == texts
+    assert len(set(texts)) > 1  # the tiny model says different things to different inputs
+    same_pieces = 0
+    for t, c, f, s, ss in zip(api, translated, forced, served, served_scores, strict=True):
+        for got in (c, s):
+            assert got["score"] == pytest.approx(t.score, abs=1e-5)
+            assert got["log_prob"] == pytest.approx(t.log_prob, abs=1e-5)
+        assert f["log_prob"] == pytest.approx(ss["log_prob"], abs=1e-5)
+        if translator.tgt_tok.encode(t.text) == t.tokens:  # re-encoding gives the same pieces
+            same_pieces += 1
+            for got in (f, ss):  # forced decoding of the same pieces: the same log-prob
+                assert got["log_prob"] == pytest.approx(t.log_prob, abs=1e-4)
+                assert got["score"] == pytest.approx(t.score, abs=1e-4)
+    assert same_pieces >= 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -154,13 +155,52 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(tiny_bundle: Path) -> 
         for t in threads:
             t.start()
         time.sleep(0.5)  # all sent; most still queued behind one another (batch size 1)
+        half_open = _half_open(srv.port)  # and a client that never sends its body
+        t0 = time.monotonic()
         os.kill(srv.proc.pid, signal.SIGTERM)  # the main process only, as an orchestrator does
         for t in threads:
             t.join(timeout=120)
         assert results == [200] * 8, results
         assert srv.proc.wait(timeout=60) == 0, srv.log_tail()
+        assert time.monotonic() - t0 <= 20.0 + 2.0  # within the default shutdown_grace
+        assert half_open.recv(200).startswith(b"HTTP/1.1 503"), srv.log_tail()
         with pytest.raises(requests.ConnectionError):
             requests.get(srv.url + "/health", timeout=5)
+    finally:
+        srv.stop()
+
+
+def _half_open(port: int) -> socket.socket:
+    """A connection whose request headers arrived but whose body never does."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 100\r\n\r\n{\"text\": ")
+    return s
+
+
+@pytest.mark.slow
+def test_sigterm_stops_an_idle_server_at_once_despite_open_and_aborted_clients(
+        tiny_bundle: Path) -> None:
+    """Idle keep-alive, half-open, aborted and silent connections: gone within 3 s, exit 0."""
+    from serve.server import ServerProcess
+
+    srv = ServerProcess(tiny_bundle, ["threads=1"]).start()
+    try:
+        keep_alive = requests.Session()
+        assert keep_alive.get(srv.url + "/health", timeout=10).status_code == 200
+        half_open = _half_open(srv.port)
+        aborted = _half_open(srv.port)
+        aborted.close()  # a client that gave up halfway through its body
+        silent = socket.create_connection(("127.0.0.1", srv.port), timeout=30)  # sends nothing
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        os.kill(srv.proc.pid, signal.SIGTERM)
+        assert srv.proc.wait(timeout=30) == 0, srv.log_tail()
+        took = time.monotonic() - t0
+        assert took <= 3.0, (took, srv.log_tail())
+        answer = half_open.recv(300)
+        assert answer.startswith(b"HTTP/1.1 503") and b"shutting down" in answer, answer
+        assert silent.recv(10) == b""  # closed by the server, not left hanging
     finally:
         srv.stop()
 

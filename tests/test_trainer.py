@@ -24,7 +24,7 @@ def tiny_job(corpus: dict[str, Path], model: dict | None = None, **train: object
     m.update(model or {})
     t = dict(device="cpu", threads=1, max_tokens=1500, lr=5e-3, warmup_steps=2,
              validate_every=4, validate_minutes=0.0, max_steps=8, log_every=1, keep_last=2,
-             schedule="constant")
+             schedule="constant", precision="fp32")  # exact comparisons on any CPU
     t.update(train)
     data = DataConfig(vocab_size=200, dev_max_sentences=12,
                       **{k: str(v) for k, v in corpus.items()})
@@ -36,15 +36,16 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
     return load_bundle(path)["model"]
 
 
+@pytest.mark.parametrize("schedule", ["constant", "wsd"])
 def test_resume_after_crash_equals_uninterrupted_run(
-    tiny_corpus: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_corpus: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str
 ) -> None:
     """8 updates straight == 6 updates, crash, resume from the step-4 checkpoint, 4 more.
 
     Dropout is on and the batches cross an epoch boundary, so the RNG and sampler state must be
     restored exactly for the weights to agree.
     """
-    job = tiny_job(tiny_corpus)
+    job = tiny_job(tiny_corpus, schedule=schedule, cooldown=0.5)
     straight = Trainer(job, tmp_path / "a").fit()
     assert straight.step == 8 and straight.epochs > 1.0  # crossed into the second epoch
 
@@ -135,6 +136,45 @@ def test_early_stopping_after_patience(tiny_corpus: dict[str, Path], tmp_path: P
     assert res.stop_reason == "early_stopping"
     assert res.step == 6 and res.best_step == 2  # validations at 2 (best), 4, 6 (2 bad)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+def _record_rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The rate every update ran at (read when the schedule is stepped, after the update)."""
+    from seq2seq.training.schedule import LRSchedule
+
+    rates: list[float] = []
+    orig = LRSchedule.step
+
+    def step(self: LRSchedule) -> None:
+        rates.append(self.optimizer.param_groups[0]["lr"])
+        orig(self)
+
+    monkeypatch.setattr(LRSchedule, "step", step)
+    return rates
+
+
+@pytest.mark.parametrize("budget", ["steps", "minutes"])
+def test_budget_aware_schedule_reaches_the_floor_on_the_last_update(
+        tiny_corpus: dict[str, Path], tmp_path: Path, budget: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """wsd: peak after warmup, then down to min_lr exactly on the last update of a step
+    budget; on the last one of a time budget within one update's share of the cooldown."""
+    limits = ({"max_steps": 10} if budget == "steps" else
+              {"max_steps": 0, "max_minutes": 0.05})  # 3 s: some tens of tiny updates
+    tr = Trainer(tiny_job(tiny_corpus, schedule="wsd", cooldown=0.5, warmup_steps=2,
+                          min_lr=0.0, validate_every=0, **limits), tmp_path)
+    rates = _record_rates(monkeypatch)
+    tr.fit()
+    assert len(rates) == tr.step >= 6
+    assert rates[0] == pytest.approx(2.5e-3) and rates[1] == pytest.approx(5e-3)  # warmup
+    assert rates[2] == pytest.approx(5e-3)  # the peak, held
+    assert rates == sorted(rates[:2]) + sorted(rates[2:], reverse=True)  # up, then only down
+    if budget == "steps":
+        assert rates[-1] == 0.0
+        assert rates[5:] == pytest.approx([5e-3 * (10 - k) / 5 for k in range(6, 11)])
+    else:
+        n = len(rates)
+        assert rates[-1] <= 5e-3 * 4 / n  # a few updates' share of a cooldown of n / 2 updates
 
 
 def test_accumulated_micro_batches_give_the_full_batch_gradient(

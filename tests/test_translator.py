@@ -135,7 +135,7 @@ def test_bf16_inference_converts_the_weights_once_and_keeps_search_in_fp32(tiny_
     assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
     assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
     assert (fp32.info()["precision"], bf16.info()["precision"]) == (
-        "fp32 (set explicitly)", "bf16 (set explicitly)")
+        "fp32 (precision=fp32)", "bf16 (precision=bf16)")
     src = torch.tensor([bf16.src_tok.encode(sentences[0])])
     with torch.inference_mode():
         logp, _ = bf16.model.step(torch.tensor([2]), bf16.model.init_state(
@@ -150,6 +150,38 @@ def test_bf16_inference_converts_the_weights_once_and_keeps_search_in_fp32(tiny_
     assert len(same) >= 8, len(same)
     assert max(abs(x.score - y.score) for x, y in same) < 0.1  # bf16 rounding, not a new model
     assert sacrebleu.corpus_chrf([y.text for y in b], [[x.text for x in a]]).score > 70
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_bf16_alignments_are_float32_distributions(tiny_bundle, sentences, beam_size):
+    """bf16 weights (and bf16 autocast around a live model): the attention softmax and the
+    returned weights stay float32, so every alignment row sums to 1 within 1e-5."""
+    bf16 = Translator.from_checkpoint(tiny_bundle, precision="bf16")
+    fp32 = Translator.from_checkpoint(tiny_bundle)
+    live = Translator(fp32.model, fp32.src_tok, fp32.tgt_tok, amp_dtype=torch.bfloat16)
+    cfg = SearchConfig(beam_size=beam_size, return_alignment=True, max_len_b=5)
+    for tr in (bf16, live):
+        for t in tr.translate(sentences[:4], cfg):
+            rows = torch.tensor(t.alignment, dtype=torch.float64)  # (T+1, S)
+            assert rows.shape == (len(t.tokens) + 1, len(t.src_pieces))
+            torch.testing.assert_close(rows.sum(1), torch.ones(len(rows), dtype=torch.float64),
+                                       atol=1e-5, rtol=0)
+
+
+def test_auto_precision_follows_the_detection_not_the_machine(tiny_bundle, monkeypatch):
+    """``precision=auto`` is bf16 exactly where oneDNN reports native bf16; the default is fp32
+    whatever the CPU."""
+    from seq2seq import runtime
+
+    for native, dtype, reason in ((True, torch.bfloat16, "bf16 (auto: this CPU has native"),
+                                  (False, torch.float32, "fp32 (auto: this CPU has no native")):
+        monkeypatch.setattr(runtime, "native_bf16", lambda device, n=native: n)
+        auto = Translator.from_checkpoint(tiny_bundle, precision="auto")
+        assert {p.dtype for p in auto.model.parameters()} == {dtype}
+        assert auto.info()["precision"].startswith(reason)
+        default = Translator.from_checkpoint(tiny_bundle)
+        assert {p.dtype for p in default.model.parameters()} == {torch.float32}
+        assert default.info()["precision"] == "fp32 (precision=fp32)"
 
 
 def test_overlong_inputs_are_cut_at_max_input_length(translator, sentences, caplog):
@@ -200,7 +232,7 @@ def test_prefixes_start_each_translation(translator, sentences):
         translator.translate(sentences, cfg, prefixes=["x"])
 
 
-def test_score_gives_back_the_search_log_prob(translator, sentences):
+def test_score_gives_back_the_search_log_prob(translator, sentences, one_thread):
     cfg = replace(GREEDY, return_scores=True)
     out = translator.translate(sentences, cfg)
     scored = translator.score(sentences, [t.text for t in out], cfg)

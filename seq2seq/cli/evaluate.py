@@ -31,7 +31,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, OmegaConf
 
-from seq2seq.config import Precision, SearchConfig, plain
+from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig, plain
 
 SPLITS = ("dev", "test")
 # conf/ beside the package (the repository root), absolute so any cwd works
@@ -51,8 +51,9 @@ class EvaluateConfig:
         output_dir: where hypotheses and scores go (default: the checkpoint's directory).
         name: file name stem of the outputs (default: ``<checkpoint stem>.<split>``).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        precision: ``"auto"`` (bf16 where the device has native bf16 matrix support, else
-            fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
+        precision: ``"fp32"`` (the default, :data:`~seq2seq.config.INFERENCE_PRECISION`),
+            ``"auto"`` (bf16 where the device has native bf16 matrix support, else fp32),
+            ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
         tokenize: sacreBLEU tokenizer for BLEU.
         lowercase: case-insensitive BLEU.
         progress: show a tqdm progress bar on stderr.
@@ -66,7 +67,7 @@ class EvaluateConfig:
     output_dir: str | None = None
     name: str | None = None
     device: str = "auto"
-    precision: Precision = Precision.auto
+    precision: Precision = INFERENCE_PRECISION
     tokenize: str = "13a"
     lowercase: bool = False
     progress: bool = True

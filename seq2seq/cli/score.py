@@ -30,7 +30,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import MISSING, OmegaConf
 
 from seq2seq.cli.translate import checkpoint_paths
-from seq2seq.config import Precision, SearchConfig
+from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig
 from seq2seq.search.scoring import check_search_config
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -49,7 +49,9 @@ class ScoreConfig(SearchConfig):
         output: output file, or ``"-"`` for stdout.
         token_scores: JSON lines with the per-token log-probs.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA).
+        precision: ``"fp32"`` (the default, :data:`~seq2seq.config.INFERENCE_PRECISION`),
+            ``"auto"`` (bf16 where the device has native bf16 matrix support, else fp32),
+            ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
         chunk_size: pairs read and scored at a time.
         progress: a tqdm progress bar on stderr.
         max_input_length: sources longer than this many subwords are cut (default: twice the
@@ -63,7 +65,7 @@ class ScoreConfig(SearchConfig):
     output: str = "-"
     token_scores: bool = False
     device: str = "auto"
-    precision: Precision = Precision.auto
+    precision: Precision = INFERENCE_PRECISION
     chunk_size: int = 2000
     progress: bool = True
     max_input_length: int | None = None

@@ -48,7 +48,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import to_absolute_path
 from omegaconf import MISSING, OmegaConf
 
-from seq2seq.config import Precision, SearchConfig
+from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig
 from seq2seq.search.scoring import check_search_config
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -68,8 +68,9 @@ class TranslateConfig(SearchConfig):
         target_prefix: a file of target prefixes, one per input line (empty: none), each
             translation must start with.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        precision: ``"auto"`` (bf16 where the device has native bf16 matrix support, else
-            fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
+        precision: ``"fp32"`` (the default, :data:`~seq2seq.config.INFERENCE_PRECISION`),
+            ``"auto"`` (bf16 where the device has native bf16 matrix support, else fp32),
+            ``"bf16"`` or ``"fp16"`` (CUDA); weights converted once at load.
         chunk_size: input lines read and translated at a time (0 = all at once).
         progress: show a tqdm progress bar on stderr (never for terminal input).
         max_input_length: sentences longer than this many subwords are cut to it with a
@@ -87,7 +88,7 @@ class TranslateConfig(SearchConfig):
     alignment: bool = False
     target_prefix: str | None = None
     device: str = "auto"
-    precision: Precision = Precision.auto
+    precision: Precision = INFERENCE_PRECISION
     chunk_size: int = 2000
     progress: bool = True
     max_input_length: int | None = None

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
-from seq2seq.config import Precision, SearchConfig, plain
+from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig, plain
 from seq2seq.data import pad_sequences
 from seq2seq.inference.description import describe, describe_bundle, ensemble_meta
 from seq2seq.inference.documents import DocumentTranslation, translate_documents
@@ -131,7 +131,7 @@ class Translator:
     def from_bundle(cls, bundle: dict[str, Any] | Sequence[dict[str, Any]],
                     device: str | torch.device = "cpu",
                     path: str | os.PathLike | Sequence[str] | None = None,
-                    precision: Precision | str = Precision.fp32) -> Translator:
+                    precision: Precision | str = INFERENCE_PRECISION) -> Translator:
         """Build the bundle's model (eval mode) and tokenizers on ``device``; several bundles
         make an :class:`~seq2seq.inference.ensemble.Ensemble`.
 
@@ -139,8 +139,10 @@ class Translator:
             bundle: a loaded bundle, or a list of them (same sentencepiece models).
             device: where the model runs.
             path: where the bundle(s) came from (for :meth:`info` and messages).
-            precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` (CUDA) or ``"auto"`` (bf16 where the
-                device has native bf16 matrix support, see :func:`seq2seq.runtime.native_bf16`).
+            precision: ``"fp32"`` (the default of every entry point,
+                :data:`~seq2seq.config.INFERENCE_PRECISION`), ``"bf16"``, ``"fp16"`` (CUDA) or
+                ``"auto"`` (bf16 where the device has native bf16 matrix support, see
+                :func:`seq2seq.runtime.native_bf16`).
                 The weights are converted once, here; the decoder returns float32 log-probs, so
                 search bookkeeping (scores, top-k) stays in float32.
 
@@ -170,7 +172,7 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | Sequence[str | os.PathLike],
                         device: str | torch.device = "cpu",
-                        precision: Precision | str = Precision.fp32) -> Translator:
+                        precision: Precision | str = INFERENCE_PRECISION) -> Translator:
         """Load the bundle at ``path`` (safely; a list of paths: an ensemble) and build a
         translator on ``device`` (``precision`` as in :meth:`from_bundle`)."""
         paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)

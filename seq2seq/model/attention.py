@@ -4,7 +4,9 @@ Every attention splits its work into a part that depends only on the memory, don
 sentence batch (:meth:`precompute_keys`), and a cheap per-step part (:meth:`forward`), so the
 decoder never re-projects the memory inside its time loop. Padded source positions receive
 exactly zero weight: their scores are replaced by ``-inf`` through an additive mask bias that is
-also built once (:func:`mask_bias`).
+also built once (:func:`mask_bias`). The softmax and the returned weights are float32 under any
+autocast or bf16 weights, so alignment rows sum to 1 within float32 rounding; only the context
+GEMM runs in the memory's dtype.
 
 At inference the per-step part can also take the true source lengths. It then attends over
 consecutive runs of source rows, each trimmed to its own longest source
@@ -104,6 +106,16 @@ class DeferredContext:
         t = len(self.store.weights)
         self.store.weights.append(weights.detach())
         return _StepContext.apply(weights, self.token, self.store, t)
+
+
+def softmax32(scores: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim in float32, whatever the scores' dtype (bf16 weights, autocast).
+
+    float32 scores take the plain kernel, so float32 results stay bit-identical to it.
+    """
+    if scores.dtype != torch.float32:
+        scores = scores.float()
+    return torch.softmax(scores, dim=-1)
 
 
 def mask_bias(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -234,7 +246,8 @@ class _Attention(nn.Module):
             lengths: optional true length of each of the ``B`` source rows (inference only).
 
         Returns:
-            ``(context (N, M), weights (N, S))``; weights are 0 at padding and rows sum to 1.
+            ``(context (N, M), weights (N, S) float32)``; weights are 0 at padding and rows sum
+            to 1.
         """
         if lengths is not None and context_fn is None and not torch.is_grad_enabled():
             chunks = length_chunks(lengths, group, self.energy_width)
@@ -242,15 +255,16 @@ class _Attention(nn.Module):
                 return self._chunked(query, keys, memory, bias, group, chunks)
         if group == 1:
             scores = self.scores(query, keys) + bias  # (N, S)
-            weights = torch.softmax(scores, dim=-1)  # (N, S)
+            weights = softmax32(scores)  # (N, S)
             if context_fn is not None:
                 return context_fn(weights), weights  # (N, M), (N, S)
-            context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (N, M)
+            w = weights.to(memory.dtype).unsqueeze(1)  # (N, 1, S)
+            context = torch.bmm(w, memory).squeeze(1)  # (N, M)
             return context, weights
         B, S = bias.shape
         scores = self.scores(query, keys, group).view(B, group, S) + bias[:, None]  # (B, g, S)
-        weights = torch.softmax(scores, dim=-1)  # (B, g, S)
-        context = torch.bmm(weights, memory)  # (B, g, M)
+        weights = softmax32(scores)  # (B, g, S)
+        context = torch.bmm(weights.to(memory.dtype), memory)  # (B, g, M)
         return context.view(B * group, -1), weights.view(B * group, S)  # (N, M), (N, S)
 
     def _chunked(self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor,
@@ -272,7 +286,7 @@ class _Attention(nn.Module):
         for i, j, w in chunks:
             b, r, s = j - i, slice(i * group, j * group), slice(0, w)
             scores = self.score_projected(q[r], keys[i:j, s], group).view(b, group, w)  # (b, g, w)
-            run = torch.softmax(scores + bias[i:j, None, s], dim=-1)  # (b, g, w)
+            run = softmax32(scores + bias[i:j, None, s])  # (b, g, w)
             torch.bmm(run.to(memory.dtype), memory[i:j, s], out=context[r].view(b, group, -1))
             if weights is None:
                 weights = run.new_zeros(N, S)  # (N, S)
@@ -332,7 +346,8 @@ class BahdanauAttention(_Attention):
             return _AdditiveScore.apply(q, keys, self.v.weight[0])  # (N, S)
         B, S, A = keys.shape
         e = torch.add(keys[:, None], q.view(B, group, 1, A)).tanh_()  # (B, g, S, A)
-        return torch.mv(e.view(-1, A), self.v.weight[0]).view(B * group, S)  # (N, S)
+        v = self.v.weight[0].to(e.dtype)  # explicit: mv is not autocast on CPU
+        return torch.mv(e.view(-1, A), v).view(B * group, S)  # (N, S)
 
 
 class LuongAttention(_Attention):

@@ -1,7 +1,7 @@
 """Validation during training: dev loss/perplexity and sacreBLEU of search output.
 
 The loss is the training objective under teacher forcing (label-smoothed, padding-masked, per
-target token); BLEU and chrF score the best hypotheses of a
+target token, in the training precision); BLEU and chrF score the best hypotheses of a
 :class:`~seq2seq.inference.Translator` around the live model (greedy or beam) against the raw dev
 references: the same code path as ``seq2seq-evaluate``. Runs in the calling process; the trainer
 calls it on rank 0 only.
@@ -14,12 +14,12 @@ import math
 
 import torch
 
-from seq2seq.config import SearchConfig
+from seq2seq.config import INFERENCE_PRECISION, SearchConfig
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.inference import Translator
 from seq2seq.metrics import corpus_scores
 from seq2seq.model import Seq2Seq
-from seq2seq.runtime import autocast
+from seq2seq.runtime import autocast, resolve_precision
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training.loss import label_smoothed_cross_entropy
 
@@ -42,7 +42,8 @@ def dev_scores(model: Seq2Seq, dev_set: ParallelDataset, dev_pairs: list[tuple[s
         search_cfg: search settings (``n_best`` and ``return_alignment`` are overridden).
         beam_size: beam for the BLEU translations (1 = greedy).
         device: where ``model`` runs.
-        amp_dtype: autocast dtype (None = fp32).
+        amp_dtype: autocast dtype of the loss pass (the training precision; None = fp32). The
+            translations use :data:`~seq2seq.config.INFERENCE_PRECISION`.
 
     Returns:
         ``{"loss", "nll", "ppl", "bleu", "chrf"}`` (loss and nll per target token; perplexity
@@ -63,7 +64,10 @@ def dev_scores(model: Seq2Seq, dev_set: ParallelDataset, dev_pairs: list[tuple[s
             ntok += out.ntokens
         scfg = dataclasses.replace(search_cfg, beam_size=beam_size, n_best=1,
                                    return_alignment=False)
-        translator = Translator(model, src_tok, tgt_tok, device=device, amp_dtype=amp_dtype)
+        # dev translations in the precision every translating entry point uses by default, so
+        # dev BLEU here is what seq2seq-evaluate gives for the same weights
+        translator = Translator(model, src_tok, tgt_tok, device=device,
+                                amp_dtype=resolve_precision(INFERENCE_PRECISION, device))
         hyps = [t.text for t in translator.translate([p[0] for p in dev_pairs], scfg)]
         scores = corpus_scores(hyps, [p[1] for p in dev_pairs])
     finally:

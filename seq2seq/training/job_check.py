@@ -69,6 +69,8 @@ def check_train_job(cfg: TrainJobConfig) -> None:
         raise ValueError(f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
     if not 0.0 < t.lr_decay <= 1.0:
         raise ValueError(f"train.lr_decay must be in (0, 1], got {t.lr_decay}")
+    if not 0.0 < t.cooldown <= 1.0:
+        raise ValueError(f"train.cooldown must be in (0, 1], got {t.cooldown}")
     if t.max_steps <= 0 and t.max_epochs <= 0 and t.max_minutes <= 0:
         raise ValueError("set at least one of train.max_steps, train.max_epochs, "
                          "train.max_minutes (all are 0 = unlimited)")

@@ -9,7 +9,13 @@ Every schedule starts with a linear warmup from ``lr / warmup_steps`` to the pea
 * ``"plateau"``: stays at ``lr * scale``, where ``scale`` is multiplied by ``lr_decay`` whenever
   the validation metric (higher is better, e.g. BLEU) has not improved for ``lr_patience``
   validations in a row (validations during warmup do not count); the rate never drops below
-  ``min_lr``.
+  ``min_lr``;
+* budget-aware, following the fraction ``p`` of the run's budget that will be done after the
+  next update (:meth:`LRSchedule.set_progress`; the trainer takes the largest of the
+  ``max_steps``, ``max_epochs`` and ``max_minutes`` fractions): ``"wsd"`` (warmup, stable,
+  decay) holds the peak until ``p = 1 - cooldown``, then decays linearly to ``min_lr`` at
+  ``p = 1``; ``"cosine"`` follows ``min_lr + (lr - min_lr) (1 + cos(pi p)) / 2``. A short run
+  keeps its peak rate for most of its updates and still ends annealed, on its last update.
 
 The schedule's state is a plain dict (``state_dict``/``load_state_dict``) so it fits the
 checkpoint bundle.
@@ -36,6 +42,7 @@ class LRSchedule:
         lr_decay: plateau multiplier in ``(0, 1]``.
         lr_patience: validations without improvement before a plateau decay.
         min_lr: floor of the decayed rate (warmup may start lower).
+        cooldown: ``"wsd"``: the final fraction of the budget over which the rate decays.
 
     The ranges are checked once, by :func:`seq2seq.training.job_check.check_train_job`.
     """
@@ -49,6 +56,7 @@ class LRSchedule:
         lr_decay: float = 0.5,
         lr_patience: int = 2,
         min_lr: float = 0.0,
+        cooldown: float = 0.2,
     ) -> None:
         self.optimizer = optimizer
         self.kind = Schedule(kind)
@@ -57,6 +65,8 @@ class LRSchedule:
         self.lr_decay = lr_decay
         self.lr_patience = max(1, lr_patience)
         self.min_lr = min_lr
+        self.cooldown = cooldown
+        self.progress = 0.0  # budget fraction done after the next update (budget-aware kinds)
         self.step_count = 0  # updates done
         self.scale = 1.0  # plateau multiplier
         self.best: float | None = None
@@ -82,7 +92,26 @@ class LRSchedule:
             if warm < 1.0:
                 return self.base_lr * warm
             return max(self.min_lr, self.base_lr * self.scale)
+        if self.kind.needs_budget:
+            return (self.min_lr + (self.base_lr - self.min_lr) * self.decay()) * warm
         return self.base_lr * warm  # constant
+
+    def decay(self) -> float:
+        """Budget-aware share of the peak above ``min_lr``, from 1 down to 0 at the end."""
+        p = min(1.0, max(0.0, self.progress))
+        if self.kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * p))
+        return min(1.0, (1.0 - p) / self.cooldown)  # wsd
+
+    def set_progress(self, progress: float) -> None:
+        """Set the budget fraction that will be done after the next update and re-apply the
+        rate (budget-aware kinds; others ignore it).
+
+        Args:
+            progress: in ``[0, 1]``; 1 (or more) makes the next update run at ``min_lr``.
+        """
+        self.progress = float(progress)
+        self._apply()
 
     @property
     def lr(self) -> float:
@@ -132,6 +161,7 @@ class LRSchedule:
             "scale": self.scale,
             "best": self.best,
             "bad_validations": self.bad_validations,
+            "progress": self.progress,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -140,4 +170,5 @@ class LRSchedule:
         self.scale = float(state["scale"])
         self.best = None if state["best"] is None else float(state["best"])
         self.bad_validations = int(state["bad_validations"])
+        self.progress = float(state.get("progress", 0.0))  # absent in older bundles
         self._apply()

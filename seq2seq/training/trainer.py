@@ -172,7 +172,7 @@ class Trainer:
         self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, betas=tuple(t.betas),
                                  weight_decay=t.weight_decay)
         self.schedule = LRSchedule(self.optimizer, t.schedule, t.lr, t.warmup_steps, t.lr_decay,
-                                   t.lr_patience, t.min_lr)
+                                   t.lr_patience, t.min_lr, t.cooldown)
         use_scaler = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         sampler = TokenBatchSampler(self.train_set.sizes, t.max_tokens, seed=cfg.seed)
@@ -258,6 +258,25 @@ class Trainer:
         total = len(self.sampler.epoch_batches(e)) or 1
         return e + done / total
 
+    def budget_progress(self, seconds: float) -> float:
+        """Fraction of the budget done after the next update: the largest of the step, epoch
+        and time fractions (those with a budget), projected one update ahead.
+
+        Args:
+            seconds: the training time that will have passed after the next update (the
+                ranks' mean clock plus the last update's duration).
+        """
+        t = self.cfg.train
+        fractions = [0.0]
+        if t.max_steps > 0:
+            fractions.append((self.step + 1) / t.max_steps)
+        if t.max_epochs > 0:
+            per_update = self.epochs_done() / self.step if self.step else 0.0
+            fractions.append((self.epochs_done() + per_update) / t.max_epochs)
+        if t.max_minutes > 0:
+            fractions.append(seconds / (t.max_minutes * 60))
+        return max(fractions)
+
     def train_step(self, batches: list[Batch], global_tokens: int) -> dict[str, torch.Tensor]:
         """One update (:class:`~seq2seq.training.update.Updater`); counts it."""
         stats = self.updater(batches, global_tokens, self.step)
@@ -319,6 +338,7 @@ class Trainer:
                    mininterval=0.5 if tty else 30.0)
         self.model.train()
         reason = None
+        update_s = 0.0  # the last update's duration: the time budget's projection
         with logging_redirect_tqdm(), StopSignals() as stop:
             while True:
                 time_up = t.max_minutes > 0 and self.elapsed() >= t.max_minutes * 60
@@ -331,17 +351,22 @@ class Trainer:
                 batches = [self.train_set.batch(i).to(self.device) for i in idx]
                 # agree on the update's token count and on time-based decisions (rank clocks differ)
                 sync = torch.tensor([sum(b.ntokens for b in batches), float(time_up),
-                                     float(val_due), float(stop.requested)], dtype=torch.float64)
+                                     float(val_due), float(stop.requested), self.elapsed(),
+                                     update_s], dtype=torch.float64)
                 if self.ctx.enabled and self.device.type == "cuda":
                     sync = sync.to(self.device)
                 D.all_reduce_sum(sync, self.ctx)
+                n = max(1, self.ctx.world_size)  # every rank: the mean clock, the same progress
+                self.schedule.set_progress(self.budget_progress(float(sync[4] + sync[5]) / n))
                 if sync[3] > 0:  # SIGTERM/SIGINT on any rank: all stop before this update
                     reason = "preempted"
                     break
                 if sync[1] > 0:
                     reason = "max_minutes"
                     break
+                t_update = time.perf_counter()
                 stats = self.train_step(batches, int(sync[0]))
+                update_s = time.perf_counter() - t_update
                 self.data_state = self.sampler.state_dict()
                 for k in acc:
                     acc[k] += float(stats[k])
