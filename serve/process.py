@@ -58,7 +58,7 @@ class ServerProcess:
         """
         import requests
 
-        cmd = [sys.executable, "-m", "serve.server", f"checkpoint={self.checkpoint}",
+        cmd = [sys.executable, "-m", "seq2seq.cli.serve", f"checkpoint={self.checkpoint}",
                "host=127.0.0.1", f"port={self.port}", *self.overrides]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,

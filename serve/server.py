@@ -1,6 +1,6 @@
-"""``seq2seq-serve``: a litserve HTTP server translating with a checkpoint bundle.
-
-Usage (Hydra overrides, same style as the other commands)::
+"""The litserve HTTP server translating with a checkpoint bundle, behind ``seq2seq-serve``
+(whose command line, Hydra overrides as in the other commands, is parsed in
+:mod:`seq2seq.cli.serve`)::
 
     seq2seq-serve checkpoint=runs/default/checkpoints/best.pt port=8001 max_batch_size=32 \\
         batch_timeout=0.02 search.beam_size=5
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
-import sys
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -60,7 +59,6 @@ from serve.validation import (
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 DRAIN_POLL_S = 0.1  # how often a body still being read checks whether the server is stopping
 
 
@@ -319,66 +317,5 @@ def serve(cfg: ServeJobConfig) -> None:
                generate_client_file=False, num_api_servers=1)
 
 
-def _to_dataclass(cfg: Any) -> ServeJobConfig:
-    from omegaconf import OmegaConf
-
-    obj = OmegaConf.to_object(cfg)
-    if not isinstance(obj, ServeJobConfig):  # pragma: no cover - structured config guarantees it
-        raise TypeError(f"unexpected config type {type(obj).__name__}")
-    return obj
-
-
-# Hydra writes no run directory or log file for a server unless asked to.
-_HYDRA_DEFAULTS = ("hydra.output_subdir=null", "hydra.run.dir=.",
-                   "hydra/job_logging=none", "hydra/hydra_logging=none")
-
-
-def register_configs() -> None:
-    """Register the schema and the primary config ``serve_job`` in Hydra's ConfigStore.
-
-    The primary config merges ``conf/serve/default.yaml`` at the top level (so ``port=8001``,
-    ``max_batch_size=1`` work as plain overrides) and ``conf/search/beam.yaml`` under ``search``
-    (``search=greedy`` or ``search.beam_size=3`` to change it).
-    """
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    cs.store(name="serve_job_schema", node=ServeJobConfig)
-    cs.store(name="serve_job", node={"defaults": [
-        "serve_job_schema", {"serve@_global_": "default"}, {"search": "beam"}, "_self_"]})
-
-
-def main() -> None:
-    """Console entry point ``seq2seq-serve`` (Hydra, structured config ``ServeJobConfig``)."""
-    import hydra
-    from omegaconf import DictConfig
-
-    register_configs()
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="serve_job")
-    def _run(cfg: DictConfig) -> None:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_missing(cfg, "checkpoint") or not cfg.checkpoint:
-            raise SystemExit("seq2seq-serve: give the bundle to serve, e.g. "
-                             "checkpoint=runs/default/checkpoints/best.pt")
-        job = _to_dataclass(cfg)
-        try:
-            for path in checkpoint_list(job.checkpoint):
-                if not Path(path).is_file():
-                    raise SystemExit(f"seq2seq-serve: checkpoint {path} does not exist")
-            serve(job)
-        except ValueError as err:  # e.g. an unreadable API-key file: one line, no traceback
-            raise SystemExit(f"seq2seq-serve: error: {err}") from None
-
-    given = {a.split("=", 1)[0] for a in sys.argv[1:]}
-    sys.argv += [d for d in _HYDRA_DEFAULTS if d.split("=", 1)[0] not in given]
-    _run()
-
-
-__all__ = ["ServeJobConfig", "ServerProcess", "TranslationServer", "build_server", "free_port",
-           "main", "model_info", "serve"]
-
-
-if __name__ == "__main__":
-    main()
+__all__ = ["ServeJobConfig", "ServerProcess", "TranslationServer", "build_server",
+           "checkpoint_list", "free_port", "model_info", "serve"]

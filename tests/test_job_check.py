@@ -61,8 +61,11 @@ def test_missing_data_file_is_named(job: TrainJobConfig, tmp_path: Path) -> None
 
 
 def test_schedule_and_search_settings_are_checked(job: TrainJobConfig) -> None:
-    with pytest.raises(ValueError, match=r"train\.schedule must be one of .*, got 'cosine'"):
-        check_train_job(_with(job, "train", schedule="cosine"))
+    with pytest.raises(ValueError, match=r"train\.schedule must be one of .*, got 'linear'"):
+        check_train_job(_with(job, "train", schedule="linear"))
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=rf"train\.cooldown must be in \(0, 1\], got {bad}"):
+            check_train_job(_with(job, "train", cooldown=bad))
     with pytest.raises(ValueError, match=r"search\.length_penalty"):
         check_train_job(_with(job, "search", length_penalty="x"))
     # the search is checked with the validation beam (train.val_beam_size), n_best 1

@@ -1,7 +1,7 @@
 """Tests of serve/api.py and serve/server.py (and the demo page serve/static/index.html).
 
 Fast tests drive the LitAPI and its batch loop in-process with the real tiny checkpoint. The
-``slow`` end-to-end tests start the real ``seq2seq-serve`` (``python -m serve.server``) on a free
+``slow`` end-to-end tests start the real ``seq2seq-serve`` (``python -m seq2seq.cli.serve``) on a free
 localhost port as a subprocess and talk HTTP to it; the browser test drives the demo page in
 headless Debian Chromium through Playwright.
 """
