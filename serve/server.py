@@ -133,7 +133,6 @@ class ValidatingRequestHandler(RegularRequestHandler):
         lang = server.model_description.get("src_lang") or "en"
         self.count_tokens = token_counter(tok, lang) if tok is not None else None
         self.admission = server.admission
-        self.server = server
 
     async def handle_request(self, request: Request, request_type: Any) -> Any:
         self.admission.check_key(request)  # 401 before anything is read
