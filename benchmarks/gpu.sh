@@ -25,7 +25,7 @@ step() {  # step NAME SECONDS CMD... : run with a time limit, keep going on fail
 step "CUDA tests" 240 "$PY" -m pytest -q -m cuda -p no:cacheprovider
 step "fused core vs cuDNN" 150 "$PY" -m benchmarks.rnn_core --device cuda --repeats 5
 step "train step fp32 vs bf16" 90 "$PY" -m benchmarks.train_step --device cuda --vocab 4000 \
-  --steps 10 --precision fp32 bf16
+  --steps 10 --precision fp32 bf16 --decoder bahdanau:feed luong_general:nofeed
 step "search fp32 vs bf16" 120 "$PY" -m benchmarks.search --device cuda --repeats 2 \
   --precision fp32 bf16
 exit $status

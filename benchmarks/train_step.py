@@ -3,7 +3,12 @@
 Usage::
 
     python -m benchmarks.train_step [--threads 2] [--batch 100] [--src-len 40] [--tgt-len 40]
-        [--vocab 8000] [--steps 5] [--rnn gru] [--attention bahdanau] [--profile]
+        [--vocab 8000] [--steps 5] [--rnn gru] [--decoder bahdanau:feed luong_general:nofeed]
+        [--precision fp32 bf16] [--profile]
+
+Every ``--decoder`` (attention kind, with or without input feeding) is timed in every
+``--precision``; the timed steps take turns (one step of each model per round), so a noisy
+moment hits every model alike, and each model is compared with the first one.
 
 Random token ids with mildly varied lengths (like a length-bucketed batch). Prints tokens/s of
 the project's model and of a textbook PyTorch implementation of the same architecture
@@ -96,9 +101,12 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=8000)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rnn", default="gru")
-    ap.add_argument("--attention", default="bahdanau")
+    ap.add_argument("--decoder", nargs="+", default=["bahdanau:feed"],
+                    help="decoders to time in one run, ATTENTION:feed (input feeding, per-step "
+                         "loop) or ATTENTION:nofeed (fused RNN stack over all positions)")
     ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--embed", type=int, default=0, help="embedding size (0: = --hidden)")
+    ap.add_argument("--profile", action="store_true", help="profile one step of the first model")
     ap.add_argument("--no-reference", action="store_true", help="skip the textbook model")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--precision", nargs="+", default=["fp32"],
@@ -108,24 +116,28 @@ def main() -> None:
     device = resolve_device(args.device, key="--device")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        rnn=args.rnn, attention=args.attention, hidden_size=args.hidden, embed_dim=args.hidden
-    )
+    cfgs = {}
+    for spec in args.decoder:
+        attention, _, feed = spec.partition(":")
+        if feed not in ("feed", "nofeed"):
+            ap.error(f"--decoder {spec!r}: expected ATTENTION:feed or ATTENTION:nofeed")
+        cfgs[spec] = ModelConfig(rnn=args.rnn, attention=attention, hidden_size=args.hidden,
+                                 embed_dim=args.embed or args.hidden,
+                                 input_feeding=feed == "feed")
     batch = make_batch(args.batch, args.src_len, args.tgt_len, args.vocab)
     src, src_len, tgt_in, tgt_out = (t.to(device) for t in batch)
     ntok = int((tgt_out != 0).sum())
-    print(f"{args.rnn}/{args.attention} H={args.hidden} B={args.batch} S={args.src_len} "
-          f"T={args.tgt_len} V={args.vocab} threads={args.threads} tgt_tokens={ntok} "
-          f"device={device}")
+    print(f"{args.rnn} H={args.hidden} B={args.batch} S={args.src_len} T={args.tgt_len} "
+          f"V={args.vocab} threads={args.threads} tgt_tokens={ntok} device={device}")
     models = {}
-    for prec in args.precision:  # fp32 master weights; autocast casts per op
-        models[f"seq2seq {prec}"] = (Seq2Seq(cfg, args.vocab, args.vocab).to(device),
-                                     resolve_precision(prec, device, key="--precision"))
-    if not args.no_reference and not args.profile and args.rnn == "gru" \
-            and args.attention == "bahdanau":
+    for spec, cfg in cfgs.items():
+        for prec in args.precision:  # fp32 master weights; autocast casts per op
+            models[f"{spec} {prec}"] = (Seq2Seq(cfg, args.vocab, args.vocab).to(device),
+                                        resolve_precision(prec, device, key="--precision"))
+    if not args.no_reference and not args.profile and args.rnn == "gru":
         models["textbook"] = (TextbookSeq2Seq(args.vocab, args.hidden, args.hidden).to(device),
                               None)
-    results = {}
+    steps = {}
     for name, (model, amp) in models.items():
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -135,7 +147,7 @@ def main() -> None:
             with autocast(device, amp):
                 logits = model(src, src_len, tgt_in)
             logits = logits.float()  # loss in fp32
-            if name.startswith("seq2seq"):
+            if name != "textbook":
                 out = label_smoothed_cross_entropy(logits, tgt_out, 0.1)
                 loss = out.loss / out.ntokens
             else:
@@ -147,6 +159,7 @@ def main() -> None:
             sync()
 
         train_step()  # warm-up
+        steps[name] = train_step
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 
@@ -154,21 +167,22 @@ def main() -> None:
                 train_step()
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
             return
-        times, cpu = [], []
-        for _ in range(args.steps):
+    times = {name: [] for name in steps}
+    cpu = {name: [] for name in steps}
+    for _ in range(args.steps):
+        for name, train_step in steps.items():
             t0, c0 = time.perf_counter(), time.process_time()
             train_step()
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-        best, med = min(times), sorted(times)[len(times) // 2]
-        results[name] = ntok / best
-        print(f"{name:14s} step best {best * 1000:.0f} ms  median {med * 1000:.0f} ms  "
-              f"-> {ntok / best:.0f} tok/s best, {ntok / med:.0f} tok/s median; "
-              f"process CPU {min(cpu) * 1000:.0f} ms/step")
-    first = f"seq2seq {args.precision[0]}"
-    for name in results:
-        if name != first:
-            print(f"{name} / {first}: {results[name] / results[first]:.2f}x tokens/s")
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    first = next(iter(steps))
+    med = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+    print(f"| model | best step | median step | tokens/s (median) | process CPU | vs {first} |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, t in times.items():
+        print(f"| {name} | {min(t) * 1000:.0f} ms | {med[name] * 1000:.0f} ms | "
+              f"{ntok / med[name]:,.0f} | {min(cpu[name]) * 1000:.0f} ms | "
+              f"{med[first] / med[name]:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -264,6 +264,8 @@ class SearchConfig(_Choices):
 class TrainConfig(_Choices):
     """Optimisation, validation and checkpointing.
 
+    The defaults are the shipped CPU preset (``conf/train/default.yaml`` adds nothing).
+
     Attributes:
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         precision: ``"auto"`` (bf16 autocast on CUDA when supported, else fp16 with GradScaler;
@@ -282,6 +284,9 @@ class TrainConfig(_Choices):
             (progress = the largest of the fractions done).
         warmup_steps, lr_decay, lr_patience, min_lr: schedule settings.
         cooldown: ``wsd``: fraction of the budget, at its end, over which the rate decays.
+        ema_decay: exponential moving average of the weights (bias-corrected,
+            :mod:`seq2seq.training.ema`) with this decay, used for validation, ``best.pt`` and
+            the kept best checkpoints; ``last.pt`` keeps the raw weights (0 = off).
         max_epochs, max_steps, max_minutes: stop at whichever comes first (0 = unlimited);
             max_minutes counts training wall time (validation included, resumed segments
             added up), not data loading or sentencepiece training.
@@ -315,7 +320,7 @@ class TrainConfig(_Choices):
     device: str = "auto"
     precision: Precision = Precision.auto
     threads: int = 2
-    max_tokens: int = 4000
+    max_tokens: int = 6000
     accum_steps: int = 1
     optimizer: Optimizer = Optimizer.adam
     lr: float = 2e-3
@@ -323,21 +328,22 @@ class TrainConfig(_Choices):
     weight_decay: float = 0.0
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
-    schedule: Schedule = Schedule.plateau
-    warmup_steps: int = 200
+    schedule: Schedule = Schedule.wsd
+    warmup_steps: int = 100
     lr_decay: float = 0.5
     cooldown: float = 0.2
-    lr_patience: int = 2
+    ema_decay: float = 0.0
+    lr_patience: int = 1
     min_lr: float = 1e-5
     max_epochs: int = 0
     max_steps: int = 0
-    max_minutes: float = 0.0
-    validate_every: int = 500
-    validate_minutes: float = 0.0
+    max_minutes: float = 16.0
+    validate_every: int = 0
+    validate_minutes: float = 3.0
     val_beam_size: int = 1
     best_metric: BestMetric = BestMetric.bleu
     patience: int = 0
-    keep_last: int = 3
+    keep_last: int = 2
     keep_best: int = 1
     resume: bool = False
     init_from: str | None = None
@@ -345,7 +351,7 @@ class TrainConfig(_Choices):
     reset_schedule: bool = True
     reset_best: bool = True
     tensorboard: bool = True
-    log_every: int = 50
+    log_every: int = 20
 
 
 @dataclass

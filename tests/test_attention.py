@@ -194,3 +194,23 @@ def test_attention_trimmed_to_lengths_equals_the_padded_computation(
     c_grad.sum().backward()
     torch.testing.assert_close(c_grad.detach(), ref_c)
     assert q.grad is not None and q.grad.abs().sum() > 0
+
+
+def test_grouped_additive_score_passes_gradcheck_and_equals_repeated_rows() -> None:
+    """``g`` queries per keys row (a teacher-forced target without input feeding) == the
+    keys repeated ``g`` times, values and gradients."""
+    from seq2seq.model.attention import _AdditiveScore
+
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)  # (B, g, A)
+    keys = torch.randn(2, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_AdditiveScore.apply, (q, keys, v))
+    grouped = _AdditiveScore.apply(q, keys, v)  # (B, g, S)
+    flat = _AdditiveScore.apply(q.reshape(6, 4), keys.repeat_interleave(3, 0), v)  # (B*g, S)
+    torch.testing.assert_close(grouped.reshape(6, 5), flat, rtol=0, atol=1e-12)
+    w = torch.randn(2, 3, 5, generator=g, dtype=torch.float64)
+    ga = torch.autograd.grad((grouped * w).sum(), (q, keys, v))
+    gb = torch.autograd.grad((flat * w.reshape(6, 5)).sum(), (q, keys, v))
+    for a, b in zip(ga, gb, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

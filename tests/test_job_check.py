@@ -37,7 +37,7 @@ def test_a_valid_job_passes(job: TrainJobConfig) -> None:
     ("train", {"lr_decay": 1.5}, "train.lr_decay must be in (0, 1], got 1.5"),
     ("model", {"encoder_layers": 0}, "model.encoder_layers must be >= 1, got 0"),
     ("model", {"attention": "x"}, "model.attention must be one of"),
-    ("train", {"max_steps": 0}, "set at least one of train.max_steps, train.max_epochs, "
+    ("train", {"max_steps": 0, "max_minutes": 0.0}, "set at least one of train.max_steps, train.max_epochs, "
                                 "train.max_minutes"),
     ("model", {"dropout": 1.0}, "model.dropout must be in [0, 1), got 1.0"),
     ("data", {"vocab_size": 4}, "data.vocab_size must be >= 8, got 4"),
@@ -66,6 +66,11 @@ def test_schedule_and_search_settings_are_checked(job: TrainJobConfig) -> None:
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match=rf"train\.cooldown must be in \(0, 1\], got {bad}"):
             check_train_job(_with(job, "train", cooldown=bad))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=rf"train\.ema_decay must be in \[0, 1\) \(0 = off\), "
+                                             rf"got {bad}"):
+            check_train_job(_with(job, "train", ema_decay=bad))
+    assert check_train_job(_with(job, "train", ema_decay=0.999)) is None
     with pytest.raises(ValueError, match=r"search\.length_penalty"):
         check_train_job(_with(job, "search", length_penalty="x"))
     # the search is checked with the validation beam (train.val_beam_size), n_best 1

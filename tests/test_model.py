@@ -29,10 +29,13 @@ def _batch():
     return src, src_len, tgt_in
 
 
+@pytest.mark.parametrize("feeding", [True, False])
 @pytest.mark.parametrize("rnn,attention", VARIANTS)
-def test_step_matches_teacher_forced_forward(rnn: str, attention: str) -> None:
+def test_step_matches_teacher_forced_forward(rnn: str, attention: str, feeding: bool) -> None:
+    """Both teacher-forced passes (the per-step loop with input feeding, the fused RNN stack
+    over all positions without) compute what the incremental steps compute."""
     torch.manual_seed(0)
-    model = Seq2Seq(_cfg(rnn, attention), 20, 15).eval()
+    model = Seq2Seq(_cfg(rnn, attention, input_feeding=feeding), 20, 15).eval()
     src, src_len, tgt_in = _batch()
     with torch.no_grad():
         ref = torch.log_softmax(model(src, src_len, tgt_in), -1)  # (B, T, V)
@@ -174,11 +177,15 @@ def test_tiny_model_overfits_copy_and_reverse(rnn: str, attention: str, task: st
     assert torch.equal(pred[mask], tgt_out[mask])
 
 
-@pytest.mark.parametrize("rnn,attention", [("gru", "bahdanau"), ("lstm", "luong_dot")])
-def test_training_pass_gradients_equal_unrolled_step_gradients(rnn: str, attention: str) -> None:
-    """The hoisted teacher-forced pass (custom backwards) == autograd through ``step``."""
+@pytest.mark.parametrize("rnn,attention,feeding",
+                         [("gru", "bahdanau", True), ("lstm", "luong_dot", True)]
+                         + [(r, a, False) for r, a in VARIANTS])
+def test_training_pass_gradients_equal_unrolled_step_gradients(rnn: str, attention: str,
+                                                               feeding: bool) -> None:
+    """The hoisted teacher-forced pass (custom backwards; without input feeding the fused
+    core's BPTT and the grouped attention) == autograd through ``step``, in fp64."""
     torch.manual_seed(0)
-    model = Seq2Seq(_cfg(rnn, attention, dropout=0.0), 20, 15).double()
+    model = Seq2Seq(_cfg(rnn, attention, dropout=0.0, input_feeding=feeding), 20, 15).double()
     src, src_len, tgt_in = _batch()
     tgt_out = torch.where(tgt_in != 0, (tgt_in + 1) % 15, 0)
     loss = label_smoothed_cross_entropy(model(src, src_len, tgt_in), tgt_out, 0.1).loss
@@ -195,11 +202,12 @@ def test_training_pass_gradients_equal_unrolled_step_gradients(rnn: str, attenti
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("feeding", [True, False])
 @pytest.mark.parametrize("attention", ["bahdanau", "luong_general"])
-def test_bf16_autocast_training_and_step(attention: str) -> None:
+def test_bf16_autocast_training_and_step(attention: str, feeding: bool) -> None:
     """Mixed precision (as on CUDA) runs through the custom backwards with fp32 gradients."""
     torch.manual_seed(0)
-    model = Seq2Seq(_cfg("gru", attention, dropout=0.0), 20, 15)
+    model = Seq2Seq(_cfg("gru", attention, dropout=0.0, input_feeding=feeding), 20, 15)
     src, src_len, tgt_in = _batch()
     tgt_out = torch.where(tgt_in != 0, (tgt_in + 1) % 15, 0)
     with torch.no_grad():
@@ -216,3 +224,35 @@ def test_bf16_autocast_training_and_step(attention: str) -> None:
         logp, state = model.step(tgt_in[:, 0], model.init_state(model.encode(src, src_len)))
     assert logp.dtype == torch.float32
     torch.testing.assert_close(logp.exp().sum(-1), torch.ones(3))
+
+
+@pytest.mark.parametrize("rnn,attention", [("gru", "bahdanau"), ("lstm", "luong_general"),
+                                           ("rnn_tanh", "luong_dot")])
+def test_decoder_without_input_feeding_passes_gradcheck(rnn: str, attention: str) -> None:
+    """fp64 gradcheck of the teacher-forced decoder without input feeding at tiny sizes: the
+    encoder memory, the initial states and every decoder parameter are inputs."""
+    from dataclasses import replace
+
+    from seq2seq.model.decoder import AttentionDecoder
+    from seq2seq.model.encoder import EncoderOut
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(rnn=rnn, attention=attention, embed_dim=3, hidden_size=3,
+                      decoder_layers=2, dropout=0.0, input_feeding=False, bridge=False)
+    dec = AttentionDecoder(cfg, 5, 4).double()
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    tgt_in = torch.tensor([[2, 3, 4], [2, 1, 3]])  # no pad id: its embedding gets no gradient
+    names = [n for n, _ in dec.named_parameters()]
+
+    def fn(memory, h0, c0, *params):
+        enc = EncoderOut(memory=memory, mask=mask, hidden=h0)
+        state = dec.init_state(enc)
+        state = replace(state, hidden=h0, cell=c0 if rnn == "lstm" else None)
+        return torch.func.functional_call(dec, dict(zip(names, params, strict=True)),
+                                          (tgt_in, state))
+
+    memory = (torch.randn(2, 3, 4, dtype=torch.float64) * mask[..., None]).requires_grad_()
+    h0 = torch.randn(2, 2, 3, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2, 2, 3, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in dec.parameters()]
+    assert torch.autograd.gradcheck(fn, (memory, h0, c0, *params))

@@ -64,6 +64,45 @@ def test_group_files_compose_against_the_schema(choices: list[str]) -> None:
     assert Path(job.data.src_train).is_absolute()
 
 
+GROUPS = {"model": "ModelConfig", "data": "DataConfig", "train": "TrainConfig",
+          "search": "SearchConfig", "serve": "ServeConfig"}
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(CONF_DIR).as_posix()
+                                        for p in Path(CONF_DIR).glob("*/*.yaml")))
+def test_group_files_hold_only_what_their_preset_changes(path: str) -> None:
+    """The dataclasses are the one home of every default: a group file restates none."""
+    import seq2seq.config as C
+
+    schema = getattr(C, GROUPS[path.split("/")[0]])
+    defaults = C.plain(schema())
+    declared = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / path)) or {}
+    assert set(declared) <= set(defaults), f"{path}: keys the schema lacks"
+    assert {k: v for k, v in declared.items() if v == defaults[k]} == {}, f"{path} restates"
+
+
+def test_default_cli_config_is_the_dataclass_defaults_plus_the_presets_changes() -> None:
+    """``seq2seq-train`` with no arguments == ``TrainJobConfig()`` with the changes that the
+    default group files declare (and the data paths made absolute)."""
+    import dataclasses
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config")
+    job = to_job_config(cfg)
+    expected = TrainJobConfig()
+    for group, name in (("model", "default"), ("data", "bible"), ("train", "default"),
+                        ("search", "beam")):
+        declared = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / f"{group}/{name}.yaml"))
+        section = dataclasses.replace(getattr(expected, group), **(declared or {}))
+        setattr(expected, group, section)
+    for key in ("src_train", "tgt_train", "src_dev", "tgt_dev", "src_test", "tgt_test"):
+        setattr(expected.data, key, str(ROOT / getattr(expected.data, key)))
+    job.train.betas = tuple(job.train.betas)  # OmegaConf holds tuples as lists
+    assert job == expected
+    assert (job.data.vocab_size, job.train.max_minutes) == (4000, 16.0)  # a change, a default
+
+
 def test_serve_and_custom_data_groups_match_their_schemas() -> None:
     from seq2seq.config import DataConfig, ServeConfig
 

@@ -36,16 +36,17 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
     return load_bundle(path)["model"]
 
 
-@pytest.mark.parametrize("schedule", ["constant", "wsd"])
+@pytest.mark.parametrize(("schedule", "ema_decay"), [("constant", 0.0), ("wsd", 0.7)])
 def test_resume_after_crash_equals_uninterrupted_run(
-    tiny_corpus: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str
+    tiny_corpus: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str,
+    ema_decay: float,
 ) -> None:
     """8 updates straight == 6 updates, crash, resume from the step-4 checkpoint, 4 more.
 
     Dropout is on and the batches cross an epoch boundary, so the RNG and sampler state must be
-    restored exactly for the weights to agree.
+    restored exactly for the weights (and their average) to agree.
     """
-    job = tiny_job(tiny_corpus, schedule=schedule, cooldown=0.5)
+    job = tiny_job(tiny_corpus, schedule=schedule, cooldown=0.5, ema_decay=ema_decay)
     straight = Trainer(job, tmp_path / "a").fit()
     assert straight.step == 8 and straight.epochs > 1.0  # crossed into the second epoch
 
@@ -80,6 +81,10 @@ def test_resume_after_crash_equals_uninterrupted_run(
                       strict=True):
         torch.testing.assert_close(sa["exp_avg_sq"], sb["exp_avg_sq"], rtol=0, atol=0)
     assert ta["best_bleu"] == tb["best_bleu"]
+    if ema_decay:
+        assert ta["ema"]["updates"] == tb["ema"]["updates"] == 8
+        for k, v in ta["ema"]["biased"].items():
+            assert torch.equal(v, tb["ema"]["biased"][k]), k
     # the metrics file was rewound to the checkpoint: no duplicated or missing train rows
     def table(run: str) -> list[tuple[str, ...]]:  # timing columns left out
         with open(tmp_path / run / "metrics.csv", newline="") as f:
@@ -111,6 +116,27 @@ def test_checkpoint_bundle_contents_and_layout(tiny_corpus: dict[str, Path], tmp
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"step", "train_loss", "dev_bleu", "tokens_per_s"} <= set(header)
+
+
+def test_weight_average_is_validated_and_exported_while_last_keeps_the_raw_weights(
+        tiny_corpus: dict[str, Path], tmp_path: Path) -> None:
+    tr = Trainer(tiny_job(tiny_corpus, max_steps=6, validate_every=6, ema_decay=0.6), tmp_path)
+    res = tr.fit()
+    last, best = (load_bundle(tmp_path / f"checkpoints/{n}.pt") for n in ("last", "best"))
+    ema = last["train_state"]["ema"]
+    assert ema["updates"] == 6 and ema["decay"] == 0.6
+    correction = 1.0 / (1.0 - 0.6 ** 6)
+    differ = 0
+    for name, biased in ema["biased"].items():
+        assert torch.equal(last["model"][name], tr.model.state_dict()[name]), name  # raw
+        torch.testing.assert_close(best["model"][name], biased * correction)  # averaged
+        differ += not torch.equal(best["model"][name], last["model"][name])
+    assert differ == len(ema["biased"])  # every averaged tensor differs from the raw one
+    # validation scored the average: the same scores as the average put into the model
+    assert tr.validate()["loss"] == pytest.approx(res.last_dev["loss"])
+    tr.model.load_state_dict(best["model"])
+    tr.ema = None
+    assert tr.validate()["loss"] == pytest.approx(res.last_dev["loss"], rel=1e-6)
 
 
 def test_validation_bleu_is_sacrebleu_of_greedy_output(tiny_corpus: dict[str, Path],

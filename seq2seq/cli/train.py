@@ -32,14 +32,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import load_bundle, model_config_from_bundle
-from seq2seq.config import (
-    DataConfig,
-    ModelConfig,
-    SearchConfig,
-    ServeConfig,
-    TrainConfig,
-    TrainJobConfig,
-)
+from seq2seq.config import ModelConfig, TrainJobConfig
 from seq2seq.runtime import resolve_device
 from seq2seq.training import distributed as D
 from seq2seq.training.init_from import merged_model_config
@@ -56,16 +49,10 @@ _PATH_KEYS = ("src_train", "tgt_train", "src_dev", "tgt_dev", "src_test", "tgt_t
 
 
 def register_configs() -> None:
-    """Register the config dataclasses as Hydra schemas.
-
-    ``train_job_schema`` is the first default of ``conf/config.yaml``; the group entries let a
-    group file opt into its own schema with ``defaults: [schema]``.
-    """
-    cs = ConfigStore.instance()
-    cs.store(name="train_job_schema", node=TrainJobConfig)
-    for group, node in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig),
-                        ("search", SearchConfig), ("serve", ServeConfig)):
-        cs.store(group=group, name="schema", node=node)
+    """Register :class:`TrainJobConfig` as the Hydra schema ``train_job_schema``, the first
+    default of ``conf/config.yaml``: every group file merges into it, so its dataclass defaults
+    are the defaults and a group file holds only what its preset changes."""
+    ConfigStore.instance().store(name="train_job_schema", node=TrainJobConfig)
 
 
 def to_job_config(cfg: DictConfig) -> TrainJobConfig:

@@ -109,11 +109,11 @@ class DeferredContext:
 
 
 def softmax32(scores: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last dim in float32, whatever the scores' dtype (bf16 weights, autocast).
+    """Softmax over the last dim in at least float32 (bf16 or fp16 scores are upcast).
 
-    float32 scores take the plain kernel, so float32 results stay bit-identical to it.
+    float32 and float64 scores take the plain kernel, so their results stay bit-identical to it.
     """
-    if scores.dtype != torch.float32:
+    if scores.dtype in (torch.bfloat16, torch.float16):
         scores = scores.float()
     return torch.softmax(scores, dim=-1)
 
@@ -136,26 +136,32 @@ class _AdditiveScore(torch.autograd.Function):
     """``v^T tanh(keys + q)`` with a hand-written backward.
 
     Autograd would compute ``d e = g v^T`` and ``d v = e^T g`` as rank-1 GEMMs, which BLAS runs
-    poorly; here they are a broadcast multiply and a GEMV.
+    poorly; here they are a broadcast multiply and a GEMV. ``q`` is ``(N, A)`` (one query per
+    keys row) or ``(B, g, A)`` (``g`` queries per keys row: a whole teacher-forced target).
     """
 
     @staticmethod
     def forward(ctx, q: torch.Tensor, keys: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        N, S, A = keys.shape
-        e = torch.tanh(keys + q.unsqueeze(1))  # (N, S, A)
-        v_e = v.to(e.dtype)  # explicit casts: custom functions see no autocast in backward
+        A = keys.shape[2]
+        if q.dim() == 3:
+            e = torch.add(keys[:, None], q[:, :, None]).tanh_()  # (B, g, S, A)
+        else:
+            e = torch.add(keys, q.unsqueeze(1)).tanh_()  # (N, S, A)
+        v_e = v.to(e.dtype)  # explicit casts: mv is not autocast on CPU, nor is any backward
         ctx.save_for_backward(e, v_e)
         ctx.dtypes = (q.dtype, keys.dtype, v.dtype)
-        return torch.mv(e.view(N * S, A), v_e).view(N, S)  # (N, S)
+        return torch.mv(e.view(-1, A), v_e).view(e.shape[:-1])  # (N, S) | (B, g, S)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         e, v = ctx.saved_tensors
         q_dtype, k_dtype, v_dtype = ctx.dtypes
-        N, S, A = e.shape
-        g = grad.to(e.dtype).contiguous()  # (N, S)
-        de = torch.ops.aten.tanh_backward(g.unsqueeze(2) * v, e)  # (N, S, A)
-        grad_v = torch.mv(e.view(N * S, A).t(), g.view(N * S))  # (A,)
+        A = e.shape[-1]
+        g = grad.to(e.dtype).contiguous()  # (N, S) | (B, g, S)
+        de = torch.ops.aten.tanh_backward(g.unsqueeze(-1) * v, e)  # (N, S, A) | (B, g, S, A)
+        grad_v = torch.mv(e.view(-1, A).t(), g.view(-1))  # (A,)
+        if e.dim() == 4:
+            return de.sum(2).to(q_dtype), de.sum(1).to(k_dtype), grad_v.to(v_dtype)
         return de.sum(1).to(q_dtype), de.to(k_dtype), grad_v.to(v_dtype)
 
 
@@ -345,9 +351,8 @@ class BahdanauAttention(_Attention):
         if group == 1:
             return _AdditiveScore.apply(q, keys, self.v.weight[0])  # (N, S)
         B, S, A = keys.shape
-        e = torch.add(keys[:, None], q.view(B, group, 1, A)).tanh_()  # (B, g, S, A)
-        v = self.v.weight[0].to(e.dtype)  # explicit: mv is not autocast on CPU
-        return torch.mv(e.view(-1, A), v).view(B * group, S)  # (N, S)
+        scores = _AdditiveScore.apply(q.view(B, group, A), keys, self.v.weight[0])  # (B, g, S)
+        return scores.view(B * group, S)  # (N, S)
 
 
 class LuongAttention(_Attention):

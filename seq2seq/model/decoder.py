@@ -1,4 +1,5 @@
-"""Attention decoder with input feeding (Luong et al., 2015) over GRU, LSTM or Elman RNN cells.
+"""Attention decoder, with or without input feeding (Luong et al., 2015), over GRU, LSTM or Elman
+RNN cells.
 
 One decoder step, for previous token ``y`` and previous attentional vector ``a'``::
 
@@ -11,12 +12,16 @@ One decoder step, for previous token ``y`` and previous attentional vector ``a'`
 Dropout acts on the target embeddings, between decoder layers and on the attentional vectors
 before the output layer (all steps at once, after the loop); the fed-back vector is undropped.
 
-The teacher-forced pass (:meth:`AttentionDecoder.forward`) is written for throughput: the target
-embeddings and their share of the first layer's input projection are computed for all steps in
-one GEMM before the loop, attention keys are projected once, and the output projection runs
-once over all steps after the loop. Inside the loop only the recurrent work remains. The same
-:meth:`AttentionDecoder._step` is used by the incremental :meth:`AttentionDecoder.step`, so
-both paths compute identical functions.
+The teacher-forced pass (:meth:`AttentionDecoder.forward`) is written for throughput. With input
+feeding each step needs the previous step's attention, so it is a loop: the target embeddings
+and their share of the first layer's input projection are computed for all steps in one GEMM
+before it, attention keys are projected once, and the output projection runs once over all
+steps after it; inside the loop only the recurrent work remains, through the same
+:meth:`AttentionDecoder._step` as the incremental :meth:`AttentionDecoder.step`. Without input
+feeding (``model.input_feeding=false``) the RNN stack does not depend on attention, so each
+layer runs over all positions in one call of the fused core (:mod:`seq2seq.rnn`, its
+hand-written BPTT) and attention, the combine layer and the output layer run batched over all
+positions: no Python loop over positions in this module. Both compute what the steps compute.
 The state that search reorders lives in :mod:`seq2seq.model.decoder_state`.
 """
 
@@ -30,6 +35,7 @@ from seq2seq.config import ModelConfig
 from seq2seq.model.attention import DeferredContext, build_attention, mask_bias
 from seq2seq.model.decoder_state import DecoderState
 from seq2seq.model.encoder import EncoderOut
+from seq2seq.rnn import Ragged, gru_layer, lstm_layer, rnn_layer
 from seq2seq.rnn.compiled import gru_cell_math, lstm_cell_math
 from seq2seq.rnn.elman import rnn_cell_math
 
@@ -244,6 +250,8 @@ class AttentionDecoder(nn.Module):
         Returns:
             ``(B, T, V)`` logits.
         """
+        if not self.input_feeding:
+            return self._forward_parallel(tgt_in, state)
         emb = self.dropout(self.embedding(tgt_in.t()))  # (T, B, E)
         x_proj = self._embed_proj(emb)  # (T, B, G)
         hs = list(state.hidden.unbind(0))
@@ -260,6 +268,49 @@ class AttentionDecoder(nn.Module):
             outs.append(feed)
         att = torch.stack(outs, dim=1)  # (B, T, H)
         return self._logits(att)  # (B, T, V)
+
+    def _forward_parallel(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """Teacher-forced pass without input feeding: no per-position Python loop here.
+
+        Without the fed-back attentional vector the RNN stack does not depend on attention,
+        so each layer runs over all positions in one call of the fused core (its hand-written
+        BPTT); attention, the combine layer and the output layer then run batched over all
+        ``B * T`` positions (one query group of ``T`` rows per source row). Same function as
+        :meth:`step` applied position by position.
+
+        Args:
+            tgt_in: ``(B, T)`` long decoder inputs.
+            state: initial state for the ``B`` rows.
+
+        Returns:
+            ``(B, T, V)`` logits.
+        """
+        B, T = tgt_in.shape
+        x = self.dropout(self.embedding(tgt_in.t()))  # (T, B, E)
+        device = x.device.type
+        dtype = (torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device)
+                 else self.cells[0].weight_hh.dtype)
+        ragged = Ragged(None, T, B, x.device)  # every row runs T steps; the loss masks padding
+        x = x.to(dtype)
+        with torch.autocast(device, enabled=False):  # the core casts once per layer call
+            for i, cell in enumerate(self.cells):
+                if i > 0:
+                    x = self.dropout(x)  # (T, B, H)
+                w = [cell.weight_ih.to(dtype), cell.weight_hh.to(dtype),
+                     cell.bias_ih.to(dtype), cell.bias_hh.to(dtype)]
+                h0 = state.hidden[i : i + 1].to(dtype)  # (1, B, H)
+                if self.nonlinearity:
+                    x = rnn_layer(x, h0, ragged, w, nonlinearity=self.nonlinearity)[0]
+                elif state.cell is None:
+                    x = gru_layer(x, h0, ragged, w)[0]  # (T, B, H)
+                else:
+                    c0 = state.cell[i : i + 1].to(dtype)  # (1, B, H)
+                    x = lstm_layer(x, h0, c0, ragged, w)[0]  # (T, B, H)
+        top = x.transpose(0, 1).reshape(B * T, self.hidden_size)  # (B*T, H)
+        context, _ = self.attention(top, state.keys, state.memory, state.bias,
+                                    group=T)  # (B*T, 2H), (B*T, S)
+        att = torch.tanh(self.combine(torch.cat([context, top], dim=1)))  # (B*T, H)
+        return self._logits(att.view(B, T, -1))  # (B, T, V)
 
     def step(self, prev_tokens: torch.Tensor,
              state: DecoderState) -> tuple[torch.Tensor, DecoderState]:

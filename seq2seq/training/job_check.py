@@ -71,6 +71,8 @@ def check_train_job(cfg: TrainJobConfig) -> None:
         raise ValueError(f"train.lr_decay must be in (0, 1], got {t.lr_decay}")
     if not 0.0 < t.cooldown <= 1.0:
         raise ValueError(f"train.cooldown must be in (0, 1], got {t.cooldown}")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), got {t.ema_decay}")
     if t.max_steps <= 0 and t.max_epochs <= 0 and t.max_minutes <= 0:
         raise ValueError("set at least one of train.max_steps, train.max_epochs, "
                          "train.max_minutes (all are 0 = unlimited)")

@@ -4,7 +4,7 @@ restores, and what fine-tuning (``train.init_from``) carries over from its bundl
 ``train_state`` is plain data (it is saved in the bundle and loaded with ``weights_only=True``):
 the optimizer, schedule and (fp16) scaler states, the update count, the sampler position, every
 rank's RNG state, model selection (:mod:`seq2seq.training.selection`), the last validation, the
-training time so far and the metrics history. Keys written by older versions keep loading:
+training time so far, the metrics history and the weight average (``train.ema_decay``). Keys written by older versions keep loading:
 ``best_bleu``/``best_step``/``bad_validations`` are still written and read when ``selection`` is
 absent.
 """
@@ -50,6 +50,7 @@ def capture_train_state(tr: Trainer, rngs: list[dict[str, Any]]) -> dict[str, An
         "last_dev": tr.last_dev,
         "elapsed_s": tr.elapsed(),
         "history": tr.history.state(),
+        "ema": tr.ema.state_dict() if tr.ema is not None else None,
     }
 
 
@@ -69,6 +70,11 @@ def restore_train_state(tr: Trainer, ts: dict[str, Any]) -> None:
     tr.last_dev = ts["last_dev"]
     tr.elapsed_before = float(ts["elapsed_s"])
     tr.history.restore(ts["history"])
+    if tr.ema is not None:
+        if ts.get("ema"):
+            tr.ema.load_state_dict(ts["ema"])
+        else:
+            log.warning("the checkpoint holds no weight average: it starts from this update")
     rngs = ts["rng"]
     if len(rngs) == tr.ctx.world_size:
         set_rng_state(rngs[tr.ctx.rank], tr.device)

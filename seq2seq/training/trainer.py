@@ -30,6 +30,7 @@ rank 0 writes files, validates, and broadcasts the dev scores so every rank stop
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -54,6 +55,7 @@ from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.runtime import precision_reason, resolve_device, resolve_precision, rng_state
 from seq2seq.training import distributed as D
 from seq2seq.training.dev_eval import dev_scores
+from seq2seq.training.ema import WeightAverage
 from seq2seq.training.history import TrainingHistory
 from seq2seq.training.init_from import load_init
 from seq2seq.training.job_check import check_train_job
@@ -171,6 +173,7 @@ class Trainer:
         opt_cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=t.lr, betas=tuple(t.betas),
                                  weight_decay=t.weight_decay)
+        self.ema = WeightAverage(self.model, t.ema_decay) if t.ema_decay > 0 else None
         self.schedule = LRSchedule(self.optimizer, t.schedule, t.lr, t.warmup_steps, t.lr_decay,
                                    t.lr_patience, t.min_lr, t.cooldown)
         use_scaler = self.amp_dtype == torch.float16
@@ -213,24 +216,33 @@ class Trainer:
         self.checkpoints.save(self.step, self._bundle(capture_train_state(self, rngs), bleu),
                               self.cfg.train.keep_last)
         if improved or kept:
-            lean = self._bundle(None, bleu)
-            if improved:
-                self.checkpoints.save_best(lean)
-            if kept and self.cfg.train.keep_best > 1:
-                self.checkpoints.save_kept_best(self.step, lean, self.selection.kept_steps)
+            # written inside the block: the bundle's tensors share storage with the model
+            with self.averaged():
+                lean = self._bundle(None, bleu)
+                if improved:
+                    self.checkpoints.save_best(lean)
+                if kept and self.cfg.train.keep_best > 1:
+                    self.checkpoints.save_kept_best(self.step, lean, self.selection.kept_steps)
 
     # ------------------------------------------------------------------ validation
+    def averaged(self) -> contextlib.AbstractContextManager:
+        """Within the block the model holds the weight average (``train.ema_decay``), if any."""
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+
     def validate(self) -> dict[str, float]:
-        """Dev scores of the current model (this process): :func:`seq2seq.training.dev_eval.dev_scores`.
+        """Dev scores of the current model (this process): :func:`seq2seq.training.dev_eval.dev_scores`
+        with the weight average when ``train.ema_decay`` is set.
 
         Returns:
             ``{"loss", "nll", "ppl", "bleu", "chrf"}``.
         """
         t = self.cfg.train
-        return dev_scores(self.model, self.dev_set, self.dev_pairs, self.src_tok, self.tgt_tok,
-                          max_tokens=t.max_tokens, label_smoothing=t.label_smoothing,
-                          search_cfg=self.cfg.search, beam_size=t.val_beam_size,
-                          device=self.device, amp_dtype=self.amp_dtype)
+        with self.averaged():
+            return dev_scores(self.model, self.dev_set, self.dev_pairs, self.src_tok,
+                              self.tgt_tok, max_tokens=t.max_tokens,
+                              label_smoothing=t.label_smoothing,
+                              search_cfg=self.cfg.search, beam_size=t.val_beam_size,
+                              device=self.device, amp_dtype=self.amp_dtype)
 
     def translator(self) -> Translator:
         """A :class:`~seq2seq.inference.Translator` around the current model (this process)."""
@@ -280,6 +292,8 @@ class Trainer:
     def train_step(self, batches: list[Batch], global_tokens: int) -> dict[str, torch.Tensor]:
         """One update (:class:`~seq2seq.training.update.Updater`); counts it."""
         stats = self.updater(batches, global_tokens, self.step)
+        if self.ema is not None:
+            self.ema.update()
         self.step += 1
         return stats
 
