@@ -4,9 +4,9 @@ restores, and what fine-tuning (``train.init_from``) carries over from its bundl
 ``train_state`` is plain data (it is saved in the bundle and loaded with ``weights_only=True``):
 the optimizer, schedule and (fp16) scaler states, the update count, the sampler position, every
 rank's RNG state, model selection (:mod:`seq2seq.training.selection`), the last validation, the
-training time so far, the metrics history and the weight average (``train.ema_decay``). Keys written by older versions keep loading:
-``best_bleu``/``best_step``/``bad_validations`` are still written and read when ``selection`` is
-absent.
+training time so far, the metrics history and the weight average (``train.ema_decay``). Keys
+written by older versions keep loading: ``best_bleu``/``best_step``/``bad_validations`` are
+still written and read when ``selection`` is absent.
 """
 
 from __future__ import annotations
