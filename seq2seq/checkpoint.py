@@ -183,6 +183,20 @@ def _io_error_in(err: BaseException) -> OSError | None:
     return None
 
 
+def bundle_paths(value: Any, key: str = "checkpoint") -> list[str]:
+    """A ``checkpoint`` setting (one bundle path, or a list of them: an ensemble) as absolute
+    paths, relative ones taken from the current directory (what every command and the server
+    accept).
+
+    Raises:
+        ValueError: not a non-empty path or list of them (naming ``key``).
+    """
+    items = [value] if isinstance(value, (str, os.PathLike)) else list(value or [])
+    if not items or not all(isinstance(v, (str, os.PathLike)) and str(v) for v in items):
+        raise ValueError(f"{key} must be a bundle path or a list of them, got {value!r}")
+    return [str(Path(v).resolve()) for v in items]
+
+
 def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a bundle with ``torch.load(..., weights_only=True)``.
 

@@ -16,22 +16,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import litserve as ls
-from fastapi import HTTPException
 
 from seq2seq.config import SearchConfig, ServeConfig
 from serve.batching import LengthGroupedLoop
 from serve.shutdown import ignore_sigint
-from serve.validation import (
-    RequestError,
-    TranslateRequest,
-    token_counter,
-    validate_payload,
-    validate_score_payload,
-)
+from serve.validation import TranslateRequest
 
 logger = logging.getLogger(__name__)
-
-
 
 
 @dataclass(frozen=True)
@@ -114,30 +105,9 @@ class TranslatorAPI(ls.LitAPI):
         logger.info("loaded %s (step %s) on %s", self.checkpoint, self.translator.step, device)
 
     def decode_request(self, request: dict, **kwargs: Any) -> Job:
-        """Validated payload (from the HTTP process) -> :class:`Job`.
-
-        A payload that did not come through the HTTP process's validation (no ``n_tokens``) is
-        validated here in full.
-
-        Raises:
-            HTTPException: 422 (or 400) with a message; the loop answers only this request.
-        """
-        try:
-            if isinstance(request, dict) and "n_tokens" in request:
-                req = TranslateRequest.from_payload(request)
-            else:
-                count = None
-                if self.translator is not None:
-                    count = token_counter(self.translator.src_tok, self.translator.src_lang)
-                if isinstance(request, dict) and request.get("task") == "score":
-                    req = validate_score_payload(request.get("body"), self.serve_cfg, count)
-                else:
-                    req = validate_payload(request, self.serve_cfg, count,
-                                           self.search_cfg.beam_size)
-        except RequestError as e:
-            raise HTTPException(e.status, e.message) from None
-        except (KeyError, TypeError, ValueError) as e:
-            raise HTTPException(422, f"malformed request: {e}") from None
+        """A request validated in the HTTP process (:mod:`serve.validation`; its payload) ->
+        :class:`Job`. Nothing is checked again here."""
+        req = TranslateRequest.from_payload(request)
         return Job(req, search_config_for(req, self.search_cfg))
 
     def batch(self, inputs: list[Job]) -> list[Job]:

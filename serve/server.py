@@ -40,6 +40,7 @@ from litserve.callbacks import EventTypes
 from litserve.server import RegularRequestHandler
 from starlette.requests import ClientDisconnect
 
+from seq2seq.checkpoint import bundle_paths
 from seq2seq.config import SearchConfig, ServeConfig, plain
 from seq2seq.runtime import precision_reason
 from serve.admission import Admission, load_api_keys
@@ -76,14 +77,6 @@ class ServeJobConfig(ServeConfig):
     search: SearchConfig = field(default_factory=SearchConfig)
 
 
-def checkpoint_list(value: Any) -> list[str]:
-    """``checkpoint=PATH`` or ``checkpoint=[A,B]`` as a list of absolute paths."""
-    items = [value] if isinstance(value, (str, Path)) else list(value or [])
-    if not items or not all(isinstance(v, (str, Path)) and str(v) for v in items):
-        raise ValueError(f"checkpoint must be a bundle path or a list of them, got {value!r}")
-    return [str(Path(v).resolve()) for v in items]
-
-
 def model_info(checkpoint: str | Path | list[str]) -> tuple[dict[str, Any], Any]:
     """Read a bundle's description and source tokenizer (in the HTTP process).
 
@@ -101,7 +94,7 @@ def model_info(checkpoint: str | Path | list[str]) -> tuple[dict[str, Any], Any]
     from seq2seq.inference.description import describe_bundle, ensemble_meta
     from seq2seq.inference.ensemble import check_same_vocabulary
 
-    paths = checkpoint_list(checkpoint)
+    paths = bundle_paths(checkpoint)
     bundles = [load_bundle(p, map_location="cpu") for p in paths]
     toks = [tokenizers_from_bundle(b) for b in bundles]
     check_same_vocabulary(toks, paths)
@@ -295,7 +288,7 @@ def build_server(checkpoint: str | Path | list[str], serve_cfg: ServeConfig,
     info, src_tok = model_info(checkpoint)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "batch/unbatch without max_batch_size"
-        paths = checkpoint_list(checkpoint)
+        paths = bundle_paths(checkpoint)
         api = TranslatorAPI(paths if len(paths) > 1 else paths[0], serve_cfg, search_cfg)
     return TranslationServer(
         api,
@@ -317,4 +310,4 @@ def serve(cfg: ServeJobConfig) -> None:
 
 
 __all__ = ["ServeJobConfig", "ServerProcess", "TranslationServer", "build_server",
-           "checkpoint_list", "free_port", "model_info", "serve"]
+           "free_port", "model_info", "serve"]

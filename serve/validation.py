@@ -1,13 +1,11 @@
 """Request validation for ``POST /predict`` and ``POST /score``: raw body bytes ->
-:class:`TranslateRequest`.
+:class:`TranslateRequest`, checked once, in the HTTP process, before the request is queued (so a
+bad request never reaches the model worker and never shares a batch with good ones).
 
-Every check raises :class:`RequestError` with an HTTP status and a message that names the field
-and says what is wrong, so a client can fix its request. The checks run in the HTTP process
-before a request is queued (so a bad request never reaches the model worker and never shares a
-batch with good ones) and again in ``decode_request`` inside the worker (defence in depth; the
-worker's loop isolates a failure to its own request).
-
-Accepted body (JSON object, UTF-8)::
+The checks are the request models of :mod:`serve.schemas` (pydantic, strict JSON types, the
+server's limits as the validation context); this module parses the body, runs them and turns
+their errors into one :class:`RequestError` whose message names the field and says what is
+wrong, so a client can fix its request::
 
     {"text": "Hallo Welt."}                       # or
     {"texts": ["Hallo Welt.", "Guten Morgen."],
@@ -29,12 +27,15 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
 from seq2seq.config import ServeConfig
 from seq2seq.inference.documents import split_document
+from serve.schemas import Limits, ScoreBody, TranslateBody, json_type
 
-ALLOWED_FIELDS = ("text", "texts", "beam_size", "n_best", "max_length", "return_alignment",
-                  "split_sentences", "return_scores", "target_prefix")
-SCORE_FIELDS = ("source", "sources", "target", "targets", "token_scores")
+ALLOWED_FIELDS = tuple(TranslateBody.model_fields)
+SCORE_FIELDS = tuple(ScoreBody.model_fields)
 
 
 class RequestError(Exception):
@@ -48,7 +49,7 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class TranslateRequest:
-    """A validated request.
+    """A validated request, as it travels to the model worker.
 
     Attributes:
         texts: source sentences (non-empty, stripped of nothing — sent to the model as given).
@@ -130,31 +131,53 @@ def parse_body(body: bytes, cfg: ServeConfig) -> object:
         raise RequestError(400, f"request body is not valid JSON here: {e}") from None
 
 
-def _int_field(payload: dict, name: str, upper: int) -> int | None:
-    value = payload.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(422, f"'{name}' must be an integer, got {_json_type(value)}")
-    if not 1 <= value <= upper:
-        raise RequestError(422, f"'{name}' must be between 1 and {upper}, got {value}")
-    return value
+def _where(loc: tuple) -> str:
+    """``("texts", 1)`` -> ``"'texts[1]'"``."""
+    name = str(loc[0]) if loc else "body"
+    return f"'{name}" + "".join(f"[{i}]" for i in loc[1:] if isinstance(i, int)) + "'"
 
 
-def _check_text(text: object, where: str, cfg: ServeConfig, allow_empty: bool = False) -> str:
-    if not isinstance(text, str):
-        raise RequestError(422, f"{where} must be a string, got {_json_type(text)}")
-    if not text.strip() and not allow_empty:
-        raise RequestError(422, f"{where} is empty")
-    if len(text) > cfg.max_chars:
-        raise RequestError(
-            422, f"{where} has {len(text)} characters; the limit is {cfg.max_chars}"
-        )
+def _message(model: type[BaseModel], err: ErrorDetails) -> str:
+    """One pydantic error as a sentence that names the field."""
+    loc, kind, got = err["loc"], err["type"], json_type(err.get("input"))
+    where = _where(loc)
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{where} must be an integer, got {got}"
+    if kind == "bool_type":
+        return f"{where} must be true or false, got {got}"
+    if kind == "string_type":
+        return f"{where} must be a string, got {got}"
+    if kind in ("list_type", "too_short"):
+        info = model.model_fields.get(str(loc[0])) if loc else None
+        nonempty = info is not None and any(getattr(m, "min_length", 0) for m in info.metadata)
+        return f"{where} must be a {'non-empty ' if nonempty else ''}list of strings, got {got}"
+    if not loc or "where" in (err.get("ctx") or {}):  # a whole-body rule: its own sentence
+        return err["msg"]
+    return f"{where} {err['msg']}"
+
+
+def validate_body(model: type[BaseModel], payload: object, limits: Limits,
+                  example: str) -> BaseModel:
+    """``model.model_validate(payload)`` with the limits as context, errors as one
+    :class:`RequestError`.
+
+    Raises:
+        RequestError: 400 when the body is not a JSON object; 422 naming the first problem
+            (unknown fields first, then the fields in their order, then the rules across
+            fields).
+    """
+    if not isinstance(payload, dict):
+        raise RequestError(400, f"request body must be a JSON object like {example}, got "
+                                f"{json_type(payload)}")
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RequestError(422, f"{where} contains an unpaired UTF-16 surrogate") from None
-    return text
+        return model.model_validate(payload, context=limits)
+    except ValidationError as e:
+        errors = e.errors()
+        unknown = sorted(str(err["loc"][0]) for err in errors if err["type"] == "extra_forbidden")
+        if unknown:
+            raise RequestError(422, f"unknown field(s) {unknown}; allowed fields are "
+                                    f"{list(model.model_fields)}") from None
+        raise RequestError(422, _message(model, errors[0])) from None
 
 
 def validate_payload(
@@ -163,7 +186,7 @@ def validate_payload(
     count_tokens: Callable[[str, bool], int] | None = None,
     default_beam_size: int = 1,
 ) -> TranslateRequest:
-    """Check a decoded JSON body against the schema and the server limits.
+    """Check a decoded ``POST /predict`` body (:class:`~serve.schemas.TranslateBody`).
 
     Args:
         payload: the decoded JSON value.
@@ -173,111 +196,25 @@ def validate_payload(
             :func:`token_counter`); without it the token limit is not checked.
         default_beam_size: beam used when the request gives none (to check ``n_best`` against).
 
-    Returns:
-        The validated request.
-
     Raises:
         RequestError: 400 when the body is not an object, 422 for any field problem.
     """
-    if not isinstance(payload, dict):
-        raise RequestError(
-            400, f'request body must be a JSON object like {{"text": "..."}}, got {_json_type(payload)}'
-        )
-    unknown = sorted(set(payload) - set(ALLOWED_FIELDS))
-    if unknown:
-        raise RequestError(
-            422, f"unknown field(s) {unknown}; allowed fields are {list(ALLOWED_FIELDS)}"
-        )
-    has_text, has_texts = "text" in payload, "texts" in payload
-    if has_text == has_texts:
-        raise RequestError(
-            422,
-            "give exactly one of 'text' (a string) or 'texts' (a list of strings)"
-            + ("" if has_text else "; neither was given"),
-        )
-    if has_text:
-        texts = [_check_text(payload["text"], "'text'", cfg)]
-    else:
-        raw = payload["texts"]
-        if not isinstance(raw, list):
-            raise RequestError(
-                422, f"'texts' must be a list of strings, got {_json_type(raw)}"
-            )
-        if not raw:
-            raise RequestError(422, "'texts' is an empty list")
-        if len(raw) > cfg.max_texts:
-            raise RequestError(
-                422, f"'texts' has {len(raw)} items; the limit is {cfg.max_texts} per request"
-            )
-        texts = [_check_text(t, f"'texts[{i}]'", cfg) for i, t in enumerate(raw)]
-
-    split = payload.get("split_sentences", True)
-    if split is None:
-        split = True
-    if not isinstance(split, bool):
-        raise RequestError(
-            422, f"'split_sentences' must be true or false, got {_json_type(split)}")
-    n_tokens: list[int] = []
-    for i, t in enumerate(texts):
-        n = count_tokens(t, split) if count_tokens is not None else -1
-        if n > cfg.max_tokens:
-            where = "'text'" if has_text else f"'texts[{i}]'"
-            where += ": a sentence" if split else ""
-            raise RequestError(
-                422, f"{where} has {n} subword tokens; the limit is {cfg.max_tokens}")
-        n_tokens.append(n)
-
-    beam_size = _int_field(payload, "beam_size", cfg.max_beam_size)
-    n_best = _int_field(payload, "n_best", cfg.max_n_best)
-    max_length = _int_field(payload, "max_length", cfg.max_length)
-    beam = beam_size if beam_size is not None else default_beam_size
-    if n_best is not None and n_best > beam:
-        raise RequestError(422, f"'n_best' ({n_best}) must not exceed the beam size ({beam})")
-    alignment = _bool_field(payload, "return_alignment", False)
-    prefixes = _prefixes(payload, has_text, len(texts), cfg)
+    body = validate_body(TranslateBody, payload, Limits(cfg, count_tokens, default_beam_size),
+                         '{"text": "..."}')
+    assert isinstance(body, TranslateBody)
+    prefixes = body.prefixes
     return TranslateRequest(
-        texts=tuple(texts),
-        n_tokens=tuple(n_tokens),
-        beam_size=beam_size,
-        n_best=n_best,
-        max_length=max_length,
-        return_alignment=alignment,
-        single=has_text,
-        split_sentences=split and prefixes is None,
-        return_scores=_bool_field(payload, "return_scores", False),
+        texts=tuple(t for _, t in body.named_texts()),
+        n_tokens=body.n_tokens,
+        beam_size=body.beam_size,
+        n_best=body.n_best,
+        max_length=body.max_length,
+        return_alignment=bool(body.return_alignment),
+        single=body.text is not None,
+        split_sentences=body.split_sentences is not False and prefixes is None,
+        return_scores=bool(body.return_scores),
         prefixes=prefixes,
     )
-
-
-def _bool_field(payload: dict, name: str, default: bool) -> bool:
-    value = payload.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise RequestError(422, f"'{name}' must be true or false, got {_json_type(value)}")
-    return value
-
-
-def _prefixes(payload: dict, single: bool, n: int, cfg: ServeConfig) -> tuple[str, ...] | None:
-    """``target_prefix``: a string with ``text``, a list of ``n`` strings with ``texts``."""
-    raw = payload.get("target_prefix")
-    if raw is None:
-        return None
-    if single:
-        raw = [raw] if isinstance(raw, str) else raw
-        if not isinstance(raw, list) or len(raw) != 1:
-            raise RequestError(422, "'target_prefix' must be a string with 'text'")
-    elif not isinstance(raw, list) or len(raw) != n:
-        raise RequestError(422, f"'target_prefix' must be a list of {n} strings (one per "
-                                f"text; \"\" for none), got {_json_type(raw)}"
-                           + (f" of {len(raw)}" if isinstance(raw, list) else ""))
-    out = []
-    for i, p in enumerate(raw):
-        where = "'target_prefix'" if single else f"'target_prefix[{i}]'"
-        if not isinstance(p, str):
-            raise RequestError(422, f"{where} must be a string, got {_json_type(p)}")
-        out.append(_check_text(p, where, cfg, allow_empty=True))
-    return tuple(out)
 
 
 def validate_score_payload(
@@ -285,8 +222,7 @@ def validate_score_payload(
     cfg: ServeConfig,
     count_tokens: Callable[[str, bool], int] | None = None,
 ) -> TranslateRequest:
-    """Check a decoded ``POST /score`` body: ``source``/``target`` (strings) or
-    ``sources``/``targets`` (lists of the same length), optional ``token_scores``.
+    """Check a decoded ``POST /score`` body (:class:`~serve.schemas.ScoreBody`).
 
     The sources follow the rules of ``/predict`` texts (one segment each); a target may be
     empty (the log-prob of translating to nothing) and has the same character limit.
@@ -295,50 +231,15 @@ def validate_score_payload(
         RequestError: 400 when the body is not an object, 422 for any field problem (a source
             with no subword pieces, which cannot be scored, included).
     """
-    if not isinstance(payload, dict):
-        raise RequestError(400, 'request body must be a JSON object like {"source": "...", '
-                                f'"target": "..."}}, got {_json_type(payload)}')
-    unknown = sorted(set(payload) - set(SCORE_FIELDS))
-    if unknown:
-        raise RequestError(422, f"unknown field(s) {unknown}; allowed fields are "
-                                f"{list(SCORE_FIELDS)}")
-    single = "source" in payload or "target" in payload
-    if single == ("sources" in payload or "targets" in payload):
-        raise RequestError(422, "give 'source' and 'target' (strings) or 'sources' and "
-                                "'targets' (lists of strings)")
-    if single:
-        names = [("'source'", "'target'")]
-        raw_src, raw_tgt = [payload.get("source")], [payload.get("target")]
-        if "source" not in payload or "target" not in payload:
-            raise RequestError(422, "give both 'source' and 'target'")
-    else:
-        raw_src, raw_tgt = payload.get("sources"), payload.get("targets")
-        for key, raw in (("sources", raw_src), ("targets", raw_tgt)):
-            if not isinstance(raw, list) or not raw:
-                raise RequestError(422, f"'{key}' must be a non-empty list of strings, got "
-                                        f"{_json_type(raw)}")
-        if len(raw_src) != len(raw_tgt):
-            raise RequestError(422, f"'sources' has {len(raw_src)} items but 'targets' has "
-                                    f"{len(raw_tgt)}")
-        if len(raw_src) > cfg.max_texts:
-            raise RequestError(422, f"'sources' has {len(raw_src)} items; the limit is "
-                                    f"{cfg.max_texts} per request")
-        names = [(f"'sources[{i}]'", f"'targets[{i}]'") for i in range(len(raw_src))]
-    sources, targets, n_tokens = [], [], []
-    for (ws, wt), s, t in zip(names, raw_src, raw_tgt, strict=True):
-        sources.append(_check_text(s, ws, cfg))
-        if not isinstance(t, str):
-            raise RequestError(422, f"{wt} must be a string, got {_json_type(t)}")
-        targets.append(_check_text(t, wt, cfg, allow_empty=True))
-        n = count_tokens(s, False) if count_tokens is not None else -1
-        if n == 0:
-            raise RequestError(422, f"{ws} has no subword pieces; it cannot be scored")
-        if n > cfg.max_tokens:
-            raise RequestError(422, f"{ws} has {n} subword tokens; the limit is {cfg.max_tokens}")
-        n_tokens.append(n)
-    return TranslateRequest(texts=tuple(sources), n_tokens=tuple(n_tokens), single=single,
-                            split_sentences=False, task="score", targets=tuple(targets),
-                            return_scores=_bool_field(payload, "token_scores", False))
+    body = validate_body(ScoreBody, payload, Limits(cfg, count_tokens),
+                         '{"source": "...", "target": "..."}')
+    assert isinstance(body, ScoreBody)
+    single = body.source is not None
+    return TranslateRequest(
+        texts=tuple(s for _, s in body.named_sources()), n_tokens=body.n_tokens, single=single,
+        split_sentences=False, task="score",
+        targets=(body.target,) if single else tuple(body.targets),
+        return_scores=bool(body.token_scores))
 
 
 def token_counter(tok: object, lang: str) -> Callable[[str, bool], int]:
@@ -351,20 +252,3 @@ def token_counter(tok: object, lang: str) -> Callable[[str, bool], int]:
         return max((len(tok.encode(s)) for s in split_document(text, lang).sentences), default=0)
 
     return count
-
-
-def _json_type(value: object) -> str:
-    """JSON name of a decoded value's type (for messages)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__

@@ -21,7 +21,8 @@ def _enc(B: int = 3, S: int = 4, H: int = 5) -> EncoderOut:
 
 
 def _state() -> DecoderState:
-    cfg = ModelConfig(embed_dim=5, hidden_size=5, dropout=0.0, rnn="lstm", decoder_layers=2)
+    cfg = ModelConfig(embed_dim=5, hidden_size=5, dropout=0.0, rnn="lstm", decoder_layers=2,
+                      attention="bahdanau", input_feeding=True)
     dec = AttentionDecoder(cfg, 7, 10).eval()
     with torch.no_grad():
         _, st = dec.step(torch.tensor([2, 2, 2]), dec.init_state(_enc()))

@@ -90,6 +90,7 @@ def test_torchrun_two_ranks_match_one_process_with_accumulation(
     from hydra import compose, initialize_config_dir
 
     from seq2seq.cli.train import CONF_DIR, register_configs, to_job_config
+    from seq2seq.training.job import prepare_job
     from seq2seq.training.trainer import Trainer
 
     steps = 6
@@ -139,7 +140,7 @@ def test_torchrun_two_ranks_match_one_process_with_accumulation(
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config",
                       overrides=[f"{k}={v}" for k, v in common.items()] + ["train.accum_steps=2"])
-    single = Trainer(to_job_config(cfg), tmp_path / "single")
+    single = Trainer(prepare_job(to_job_config(cfg)), tmp_path / "single")
     single.fit()
     ref = single.model.state_dict()
     for k in w0:

@@ -10,11 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
 
-from seq2seq.cli.evaluate import CONF_DIR, EvaluateConfig, evaluate, split_files
+from seq2seq.cli.conf import compose_command
+from seq2seq.cli.evaluate import EvaluateConfig, evaluate, split_files
 from seq2seq.config import SearchConfig
 from seq2seq.data import read_lines
 from seq2seq.inference.translator import Translator
@@ -25,9 +24,7 @@ FAST = SearchConfig(beam_size=2, max_len_a=1.0, max_len_b=5)
 
 def _cfg(**kw) -> EvaluateConfig:
     """Structured config composed exactly as the CLI does (conf/evaluate.yaml + overrides)."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        dcfg = compose(config_name="evaluate", overrides=[f"{k}={v}" for k, v in kw.items()])
-    return OmegaConf.to_object(dcfg)
+    return compose_command("evaluate", EvaluateConfig, [f"{k}={v}" for k, v in kw.items()])
 
 
 @pytest.fixture()

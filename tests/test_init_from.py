@@ -18,6 +18,7 @@ from seq2seq.data import ParallelDataset, load_parallel
 from seq2seq.model import build_model
 from seq2seq.training.dev_eval import dev_scores
 from seq2seq.training.init_from import contradictions, merged_model_config
+from seq2seq.training.job import prepare_job
 from seq2seq.training.trainer import Trainer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -78,7 +79,7 @@ def test_contradicting_model_keys_are_named() -> None:
 def test_fine_tuning_improves_loss_and_bleu_on_the_new_corpus(
         tiny_bundle: Path, domain: dict[str, str], tmp_path: Path) -> None:
     before = domain_scores(tiny_bundle, domain)
-    res = Trainer(fine_tune_job(domain, tiny_bundle), tmp_path).fit()
+    res = Trainer(prepare_job(fine_tune_job(domain, tiny_bundle)), tmp_path).fit()
     assert res.step == 60  # updates counted from 0 again
     best = tmp_path / "checkpoints/best.pt"
     after = domain_scores(best, domain)
@@ -106,31 +107,31 @@ def test_reset_options_and_resume_of_a_fine_tuned_run(tiny_corpus: dict[str, Pat
         train=TrainConfig(device="cpu", threads=1, max_tokens=800, warmup_steps=5, max_steps=6,
                           validate_every=3, validate_minutes=0.0),
         search=SearchConfig(beam_size=1, length_penalty="none"))
-    Trainer(base_job, tmp_path / "base").fit()
+    Trainer(prepare_job(base_job), tmp_path / "base").fit()
     last = tmp_path / "base/checkpoints/last.pt"
     ts = load_bundle(last)["train_state"]
 
     def tune(run: str, **train: object) -> Trainer:
         job = fine_tune_job(domain, last, max_steps=2, validate_every=0, **train)
-        tr = Trainer(job, tmp_path / run)
+        tr = Trainer(prepare_job(job), tmp_path / run)
         tr.fit()
         return tr
 
     kept = tune("keep", reset_optimizer=False, reset_schedule=False, reset_best=False)
     adam = next(iter(kept.optimizer.state_dict()["state"].values()))
     assert int(adam["step"]) == int(next(iter(ts["optimizer"]["state"].values()))["step"]) + 2
-    assert kept.schedule.step_count == ts["scheduler"]["step_count"] + 2
-    assert kept.selection.best_step is not None  # the base run's ranking carried over
+    assert kept.state.schedule.step_count == ts["scheduler"]["step_count"] + 2
+    assert kept.state.selection.best_step is not None  # the base run's ranking carried over
     fresh = tune("fresh")
     assert int(next(iter(fresh.optimizer.state_dict()["state"].values()))["step"]) == 2
-    assert fresh.schedule.step_count == 2
+    assert fresh.state.schedule.step_count == 2
     with pytest.raises(ValueError, match="train.reset_optimizer=false needs a bundle with "
                                          "training state .*/best.pt has none"):
-        Trainer(fine_tune_job(domain, tmp_path / "base/checkpoints/best.pt",
-                              reset_optimizer=False), tmp_path / "x").fit()
+        prepare_job(fine_tune_job(domain, tmp_path / "base/checkpoints/best.pt",
+                                  reset_optimizer=False))
     # resuming a fine-tuned run keeps its origin (and resume wins over init_from)
     job = fine_tune_job(domain, last, max_steps=4, validate_every=0, resume=True)
-    Trainer(job, tmp_path / "fresh").fit()
+    Trainer(prepare_job(job), tmp_path / "fresh").fit()
     resumed = load_bundle(tmp_path / "fresh/checkpoints/last.pt")
     assert resumed["train_state"]["step"] == 4
     assert resumed["meta"]["init_from"]["path"] == str(last.resolve())
@@ -142,7 +143,7 @@ def test_a_contradicting_model_override_fails_naming_the_key(tiny_bundle: Path,
     job = fine_tune_job(domain, tiny_bundle)
     job.model = dataclasses.replace(job.model, hidden_size=64)
     with pytest.raises(ValueError, match=r"model.hidden_size=64 \(bundle: 32\) contradicts"):
-        Trainer(job, tmp_path).fit()
+        prepare_job(job)
     # the command line: the bundle's model config unless a key is given explicitly
     args = [f"data.{k}={v}" for k, v in domain.items()] + [
         f"train.init_from={tiny_bundle}", "train.device=cpu", "train.max_steps=1",

@@ -17,7 +17,7 @@ VARIANTS = list(itertools.product(["gru", "lstm", "rnn_tanh", "rnn_relu"],
 
 def _cfg(rnn: str = "gru", attention: str = "bahdanau", **kw) -> ModelConfig:
     base = dict(rnn=rnn, attention=attention, embed_dim=8, hidden_size=6, encoder_layers=2,
-                decoder_layers=2, dropout=0.3)
+                decoder_layers=2, dropout=0.3, input_feeding=True)
     base.update(kw)
     return ModelConfig(**base)
 
@@ -160,7 +160,7 @@ def test_tiny_model_overfits_copy_and_reverse(rnn: str, attention: str, task: st
     tgt_in = torch.cat([torch.full((N, 1), 2), tgt_out[:, :-1]], 1)  # (N, S+1)
     tgt_in[tgt_in == 3] = 0
     cfg = ModelConfig(rnn=rnn, attention=attention, embed_dim=32, hidden_size=32,
-                      encoder_layers=1, decoder_layers=1, dropout=0.0)
+                      encoder_layers=1, decoder_layers=1, dropout=0.0, input_feeding=True)
     model = Seq2Seq(cfg, V, V)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(150):

@@ -17,6 +17,7 @@ from test_train_cli import _tiny_overrides
 from test_trainer import tiny_job
 
 from seq2seq.checkpoint import load_bundle
+from seq2seq.training.job import prepare_job
 from seq2seq.training.preemption import StopSignals
 from seq2seq.training.trainer import Trainer
 
@@ -39,24 +40,24 @@ def test_sigterm_checkpoints_at_the_update_boundary_and_resume_is_exact(
 ) -> None:
     """8 updates straight == SIGTERM during update 3, checkpoint at 3, resume to 8."""
     job = tiny_job(tiny_corpus)
-    Trainer(job, tmp_path / "a").fit()
+    Trainer(prepare_job(job), tmp_path / "a").fit()
 
     orig = Trainer.train_step
 
     def signalled(self: Trainer, batches: list, global_tokens: int) -> dict:
         out = orig(self, batches, global_tokens)
-        if self.step == 3:
+        if self.state.step == 3:
             os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the run
         return out
 
     monkeypatch.setattr(Trainer, "train_step", signalled)
-    res = Trainer(job, tmp_path / "b").fit()
+    res = Trainer(prepare_job(job), tmp_path / "b").fit()
     monkeypatch.setattr(Trainer, "train_step", orig)
     assert (res.stop_reason, res.step) == ("preempted", 3)
     assert load_bundle(tmp_path / "b/checkpoints/last.pt")["train_state"]["step"] == 3
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
-    resumed = Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, resume=True)),
+    resumed = Trainer(prepare_job(dataclasses.replace(job, train=dataclasses.replace(job.train, resume=True))),
                       tmp_path / "b").fit()
     assert (resumed.stop_reason, resumed.step) == ("max_steps", 8)
     a = load_bundle(tmp_path / "a/checkpoints/last.pt")

@@ -109,10 +109,9 @@ def test_sample_tokens_inverse_cdf_and_uniforms() -> None:
     assert not torch.equal(u, uniforms(3, keys, torch.ones_like(keys), 0))
 
 
-def test_bad_sampling_options_name_the_key() -> None:
-    src, lens = src_of([[1]])
-    for kw, msg in (({"temperature": 0.0}, "search.temperature must be a positive number"),
-                    ({"top_p": 0.0}, r"search.top_p must be in \(0, 1\]"),
-                    ({"top_k": -1}, "search.top_k must be >= 0")):
+def test_bad_sampling_options_name_the_key_when_the_config_is_built() -> None:
+    for kw, msg in (({"temperature": 0.0}, r"^search\.temperature must be positive, got 0\.0$"),
+                    ({"top_p": 0.0}, r"^search\.top_p must be in \(0, 1\], got 0\.0$"),
+                    ({"top_k": -1}, r"^search\.top_k must be >= 0, got -1$")):
         with pytest.raises(ValueError, match=msg):
-            search(ScriptedModel(table), src, lens, cfg(**kw))
+            SearchConfig(sampling=True, beam_size=1, **kw)

@@ -49,8 +49,7 @@ def test_scoring_greedy_output_gives_its_score(tiny_bundle, lines):
     cfg = SearchConfig(beam_size=1, length_penalty="average")
     out = tr.translate(lines, cfg)
     tsv = "".join(f"{s}\t{t.text}\n" for s, t in zip(lines, out, strict=True))
-    got = _run(ScoreConfig(checkpoint=str(tiny_bundle), progress=False, beam_size=1,
-                           length_penalty="average"), tsv)
+    got = _run(ScoreConfig(checkpoint=str(tiny_bundle), progress=False, search=cfg), tsv)
     for row, t in zip(got, out, strict=True):
         if tr.tgt_tok.encode(t.text) == t.tokens:
             assert row == f"{t.log_prob:.4f}\t{t.score:.4f}"

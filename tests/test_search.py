@@ -287,7 +287,8 @@ def model_and_batch():
     from seq2seq.model.seq2seq import Seq2Seq
 
     torch.manual_seed(0)
-    cfg = ModelConfig(rnn="gru", embed_dim=24, hidden_size=24, dropout=0.0, attention="bahdanau")
+    cfg = ModelConfig(rnn="gru", embed_dim=24, hidden_size=24, dropout=0.0, attention="bahdanau",
+                      input_feeding=True)
     model = Seq2Seq(cfg, 40, 30).eval()
     with torch.no_grad():
         model.decoder.output.bias[EOS_ID] += 2.5

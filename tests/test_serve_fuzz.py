@@ -19,10 +19,10 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from serve.validation import ALLOWED_FIELDS, SCORE_FIELDS  # the request models' fields
+
 SHORT = "Und Gott sprach."
-FIELDS = ("text", "texts", "beam_size", "n_best", "max_length", "return_alignment",
-          "return_scores", "split_sentences", "target_prefix", "source", "sources", "target",
-          "targets", "token_scores")
+FIELDS = (*ALLOWED_FIELDS, *SCORE_FIELDS)
 
 # characters that break naive text handling
 ODD = st.sampled_from([
@@ -52,6 +52,7 @@ FIELD_VALUE = {
     "split_sentences": st.one_of(st.booleans(), JSON),
     "target_prefix": st.one_of(TEXT, st.lists(TEXT, max_size=10), JSON),
 }
+assert set(FIELD_VALUE) == set(ALLOWED_FIELDS)  # every field of the request model is thrown at
 REQUEST = st.fixed_dictionaries({}, optional={k: v for k, v in FIELD_VALUE.items()})
 SCORE_VALUE = {
     "source": st.one_of(TEXT, JSON), "target": st.one_of(TEXT, JSON),
@@ -59,6 +60,7 @@ SCORE_VALUE = {
     "targets": st.one_of(st.lists(TEXT, max_size=10), JSON),
     "token_scores": st.one_of(st.booleans(), JSON),
 }
+assert set(SCORE_VALUE) == set(SCORE_FIELDS)
 SCORE_REQUEST = st.one_of(
     st.fixed_dictionaries({}, optional=SCORE_VALUE),
     # mostly well-formed pairs with odd targets, so the model path runs too

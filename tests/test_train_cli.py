@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from seq2seq.checkpoint import load_bundle
 from seq2seq.cli.train import CONF_DIR, _argv_for_rank, register_configs, to_job_config
-from seq2seq.config import TrainJobConfig
+from seq2seq.config import ModelConfig, SearchConfig, TrainConfig, TrainJobConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def test_group_files_compose_against_the_schema(choices: list[str]) -> None:
 
 
 GROUPS = {"model": "ModelConfig", "data": "DataConfig", "train": "TrainConfig",
-          "search": "SearchConfig", "serve": "ServeConfig"}
+          "search": "SearchConfig"}
 
 
 @pytest.mark.parametrize("path", sorted(p.relative_to(CONF_DIR).as_posix()
@@ -101,14 +101,13 @@ def test_default_cli_config_is_the_dataclass_defaults_plus_the_presets_changes()
     job.train.betas = tuple(job.train.betas)  # OmegaConf holds tuples as lists
     assert job == expected
     assert (job.data.vocab_size, job.train.max_minutes) == (4000, 16.0)  # a change, a default
+    # the shipped model, training and search presets are the library's defaults themselves
+    assert (job.model, job.train, job.search) == (ModelConfig(), TrainConfig(), SearchConfig())
 
 
-def test_serve_and_custom_data_groups_match_their_schemas() -> None:
-    from seq2seq.config import DataConfig, ServeConfig
+def test_custom_data_group_matches_its_schema() -> None:
+    from seq2seq.config import DataConfig
 
-    serve = OmegaConf.merge(OmegaConf.structured(ServeConfig),
-                            OmegaConf.load(Path(CONF_DIR) / "serve/default.yaml"))
-    assert OmegaConf.to_object(serve) == ServeConfig()
     custom = OmegaConf.merge(OmegaConf.structured(DataConfig),
                              OmegaConf.load(Path(CONF_DIR) / "data/custom.yaml"))
     assert custom.src_train == "" and custom.tgt_dev == ""  # required, see the next test

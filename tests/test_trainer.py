@@ -15,6 +15,7 @@ from seq2seq.checkpoint import FORMAT_VERSION, load_bundle, tokenizers_from_bund
 from seq2seq.config import DataConfig, ModelConfig, SearchConfig, TrainConfig, TrainJobConfig
 from seq2seq.data import collate
 from seq2seq.tokenizer import Tokenizer
+from seq2seq.training.job import prepare_job
 from seq2seq.training.trainer import Trainer
 
 
@@ -47,19 +48,19 @@ def test_resume_after_crash_equals_uninterrupted_run(
     restored exactly for the weights (and their average) to agree.
     """
     job = tiny_job(tiny_corpus, schedule=schedule, cooldown=0.5, ema_decay=ema_decay)
-    straight = Trainer(job, tmp_path / "a").fit()
+    straight = Trainer(prepare_job(job), tmp_path / "a").fit()
     assert straight.step == 8 and straight.epochs > 1.0  # crossed into the second epoch
 
     orig = Trainer.train_step
 
     def crashing(self: Trainer, batches: list, global_tokens: int) -> dict:
-        if self.step == 6:
+        if self.state.step == 6:
             raise RuntimeError("simulated crash")
         return orig(self, batches, global_tokens)
 
     monkeypatch.setattr(Trainer, "train_step", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        Trainer(job, tmp_path / "b").fit()
+        Trainer(prepare_job(job), tmp_path / "b").fit()
     monkeypatch.setattr(Trainer, "train_step", orig)
     assert load_bundle(tmp_path / "b/checkpoints/last.pt")["train_state"]["step"] == 4
 
@@ -67,7 +68,7 @@ def test_resume_after_crash_equals_uninterrupted_run(
         raise AssertionError("resume must reuse the bundle's sentencepiece models")
 
     monkeypatch.setattr(Tokenizer, "train", no_retrain)
-    resumed = Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, resume=True)),
+    resumed = Trainer(prepare_job(dataclasses.replace(job, train=dataclasses.replace(job.train, resume=True))),
                       tmp_path / "b").fit()
     assert resumed.step == 8
     a, b = load_bundle(tmp_path / "a/checkpoints/last.pt"), load_bundle(tmp_path / "b/checkpoints/last.pt")
@@ -97,7 +98,7 @@ def test_resume_after_crash_equals_uninterrupted_run(
 
 def test_checkpoint_bundle_contents_and_layout(tiny_corpus: dict[str, Path], tmp_path: Path) -> None:
     job = tiny_job(tiny_corpus, max_steps=12, keep_last=2)
-    Trainer(job, tmp_path).fit()
+    Trainer(prepare_job(job), tmp_path).fit()
     ck = tmp_path / "checkpoints"
     assert sorted(p.name for p in ck.iterdir()) == ["best.pt", "last.pt", "step_12.pt",
                                                     "step_8.pt"]
@@ -120,7 +121,7 @@ def test_checkpoint_bundle_contents_and_layout(tiny_corpus: dict[str, Path], tmp
 
 def test_weight_average_is_validated_and_exported_while_last_keeps_the_raw_weights(
         tiny_corpus: dict[str, Path], tmp_path: Path) -> None:
-    tr = Trainer(tiny_job(tiny_corpus, max_steps=6, validate_every=6, ema_decay=0.6), tmp_path)
+    tr = Trainer(prepare_job(tiny_job(tiny_corpus, max_steps=6, validate_every=6, ema_decay=0.6)), tmp_path)
     res = tr.fit()
     last, best = (load_bundle(tmp_path / f"checkpoints/{n}.pt") for n in ("last", "best"))
     ema = last["train_state"]["ema"]
@@ -135,13 +136,13 @@ def test_weight_average_is_validated_and_exported_while_last_keeps_the_raw_weigh
     # validation scored the average: the same scores as the average put into the model
     assert tr.validate()["loss"] == pytest.approx(res.last_dev["loss"])
     tr.model.load_state_dict(best["model"])
-    tr.ema = None
+    tr.state.ema = None
     assert tr.validate()["loss"] == pytest.approx(res.last_dev["loss"], rel=1e-6)
 
 
 def test_validation_bleu_is_sacrebleu_of_greedy_output(tiny_corpus: dict[str, Path],
                                                        tmp_path: Path) -> None:
-    tr = Trainer(tiny_job(tiny_corpus, max_steps=10, lr=1e-2), tmp_path)
+    tr = Trainer(prepare_job(tiny_job(tiny_corpus, max_steps=10, lr=1e-2)), tmp_path)
     res = tr.fit()
     scores = tr.validate()
     assert scores["bleu"] == pytest.approx(res.last_dev["bleu"])  # same model, deterministic
@@ -158,7 +159,7 @@ def test_early_stopping_after_patience(tiny_corpus: dict[str, Path], tmp_path: P
     # a rate so small the greedy output never changes: BLEU never beats the first validation
     job = tiny_job(tiny_corpus, lr=1e-9, warmup_steps=0, validate_every=2, max_steps=50,
                    patience=2, keep_last=0)
-    res = Trainer(job, tmp_path).fit()
+    res = Trainer(prepare_job(job), tmp_path).fit()
     assert res.stop_reason == "early_stopping"
     assert res.step == 6 and res.best_step == 2  # validations at 2 (best), 4, 6 (2 bad)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
@@ -187,12 +188,12 @@ def test_budget_aware_schedule_reaches_the_floor_on_the_last_update(
     budget; on the last one of a time budget within one update's share of the cooldown."""
     limits = ({"max_steps": 10} if budget == "steps" else
               {"max_steps": 0, "max_minutes": 0.1})  # 6 s: some tens of tiny updates
-    tr = Trainer(tiny_job(tiny_corpus, schedule="wsd", cooldown=0.5, warmup_steps=2,
-                          min_lr=0.0, validate_every=0, **limits), tmp_path)
+    tr = Trainer(prepare_job(tiny_job(tiny_corpus, schedule="wsd", cooldown=0.5, warmup_steps=2,
+                          min_lr=0.0, validate_every=0, **limits)), tmp_path)
     rates = _record_rates(monkeypatch)
     tr.fit()
     n = len(rates)
-    assert n == tr.step >= 6
+    assert n == tr.state.step >= 6
     assert rates[2:] == sorted(rates[2:], reverse=True)  # after warmup: only down
     if budget == "steps":
         assert rates[:3] == pytest.approx([2.5e-3, 5e-3, 5e-3])  # warmup, then the peak held
@@ -207,7 +208,7 @@ def test_accumulated_micro_batches_give_the_full_batch_gradient(
     tiny_corpus: dict[str, Path], tmp_path: Path
 ) -> None:
     """Loss is normalised by the update's total target tokens, not per micro-batch."""
-    tr = Trainer(tiny_job(tiny_corpus, model={"dropout": 0.0}, max_steps=1), tmp_path)
+    tr = Trainer(prepare_job(tiny_job(tiny_corpus, model={"dropout": 0.0}, max_steps=1)), tmp_path)
     tr.fit()
     pairs = [tr.train_set[i] for i in range(6)]
     parts = [collate(pairs[:2]), collate(pairs[2:])]  # unequal token counts
@@ -238,16 +239,16 @@ def test_accumulated_micro_batches_give_the_full_batch_gradient(
         torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-4, atol=1e-6)
 
 
-def test_bad_settings_fail_before_training(tiny_corpus: dict[str, Path], tmp_path: Path) -> None:
-    """The constructor resolves the device and checks the job (seq2seq.training.job_check.check_train_job)."""
-    job = tiny_job(tiny_corpus)
-    with pytest.raises(ValueError, match="train.device"):
-        Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, device="tpu")),
-                tmp_path)
-    with pytest.raises(ValueError, match="train.optimizer"):
-        Trainer(dataclasses.replace(job, train=dataclasses.replace(job.train, optimizer="sgd")),
-                tmp_path)
-    assert list(tmp_path.iterdir()) == []  # nothing read or written
+def test_the_trainer_reads_and_writes_nothing_before_fit(tiny_corpus: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    """The trainer takes a prepared job (seq2seq.training.job.prepare_job checks it once) and
+    builds nothing until ``fit``: constructing it touches no file."""
+    run = tmp_path / "run"
+    tr = Trainer(prepare_job(tiny_job(tiny_corpus)), run)
+    assert tr.device == torch.device("cpu") and tr.amp_dtype is None
+    assert not run.exists() and not hasattr(tr, "state")
+    res = tr.fit()
+    assert res.step == tr.state.step == 8 and (run / "checkpoints/last.pt").is_file()
 
 
 @pytest.mark.cuda
@@ -255,10 +256,10 @@ def test_bad_settings_fail_before_training(tiny_corpus: dict[str, Path], tmp_pat
 def test_cuda_mixed_precision_training(tiny_corpus: dict[str, Path], tmp_path: Path) -> None:
     job = tiny_job(tiny_corpus, device="cuda", precision="auto", max_steps=20, lr=1e-2,
                    validate_every=10)
-    tr = Trainer(job, tmp_path)
+    tr = Trainer(prepare_job(job), tmp_path)
     res = tr.fit()
     assert tr.amp_dtype in (torch.bfloat16, torch.float16)
-    rows = [r for r in tr.history.rows if r.get("train_loss") not in (None, "")]
+    rows = [r for r in tr.state.history.rows if r.get("train_loss") not in (None, "")]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert res.best_bleu is not None
     assert load_bundle(tmp_path / "checkpoints/last.pt")["model"]["decoder.embedding.weight"].device.type == "cpu"
@@ -279,7 +280,7 @@ def test_overfits_20_pairs_to_bleu_above_90(tiny_corpus: dict[str, Path], tmp_pa
                    label_smoothing=0.0, max_tokens=4000, threads=1, patience=0)
     job = dataclasses.replace(job, data=dataclasses.replace(job.data, vocab_size=120,
                                                             dev_max_sentences=0))
-    res = Trainer(job, tmp_path / "run").fit()
+    res = Trainer(prepare_job(job), tmp_path / "run").fit()
     assert res.best_bleu > 90.0, res.last_dev
 
 
@@ -302,7 +303,7 @@ def test_a_failing_checkpoint_write_stops_training_and_keeps_the_last_good_one(
 
     monkeypatch.setattr(ckpt_mod.torch, "save", full_after_first_save)
     with pytest.raises(CheckpointWriteError, match="last.pt: No space left on device"):
-        Trainer(tiny_job(tiny_corpus), tmp_path).fit()
+        Trainer(prepare_job(tiny_job(tiny_corpus)), tmp_path).fit()
     monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
     ck = tmp_path / "checkpoints"
     assert load_bundle(ck / "last.pt")["train_state"]["step"] == 4
@@ -320,9 +321,9 @@ def test_best_by_loss_keeps_the_n_best_and_writes_tensorboard(tiny_corpus: dict[
 
     job = tiny_job(tiny_corpus, max_steps=12, validate_every=3, best_metric="loss", keep_best=2,
                    keep_last=0)
-    tr = Trainer(job, tmp_path)
+    tr = Trainer(prepare_job(job), tmp_path)
     res = tr.fit()
-    devs = [(int(r["step"]), r["dev_loss"]) for r in tr.history.rows if "dev_loss" in r]
+    devs = [(int(r["step"]), r["dev_loss"]) for r in tr.state.history.rows if "dev_loss" in r]
     assert [s for s, _ in devs] == [3, 6, 9, 12]
     ranked = sorted(devs, key=lambda d: d[1])
     assert res.best_metric == "loss" and res.best_step == ranked[0][0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from dataclasses import replace
 
 import matplotlib.image as mpimg
 import pytest
@@ -15,7 +16,8 @@ from seq2seq.data import read_lines
 from seq2seq.inference.translator import Translator
 from seq2seq.plots import PNG_MAGIC
 
-FAST = dict(beam_size=2, max_len_a=1.0, max_len_b=5, progress=False, split_sentences=False)
+FAST_SEARCH = SearchConfig(beam_size=2, max_len_a=1.0, max_len_b=5)
+FAST = dict(search=FAST_SEARCH, progress=False, split_sentences=False)
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +61,21 @@ def test_scores_column(tiny_bundle, lines):
     assert got == [f"{best.text}\t{best.score:.4f}"]
 
 
-def test_search_config_and_validation(tiny_bundle):
-    cfg = TranslateConfig(checkpoint="x", beam_size=7, alpha=0.6, plot_attention="a.png")
+def test_search_config_turns_alignments_on_for_plots_and_word_alignments():
+    search = SearchConfig(beam_size=7, alpha=0.6)
+    cfg = TranslateConfig(checkpoint="x", search=search, plot_attention="a.png")
     assert search_config(cfg) == SearchConfig(beam_size=7, alpha=0.6, return_alignment=True)
-    with pytest.raises(ValueError, match="n_best must be in"):
-        translate_stream(TranslateConfig(checkpoint=str(tiny_bundle), beam_size=2, n_best=3),
-                         io.StringIO("x\n"), io.StringIO())
+    assert search_config(TranslateConfig(checkpoint="x", search=search, alignment=True)) == \
+        SearchConfig(beam_size=7, alpha=0.6, return_alignment=True)
+    assert search_config(TranslateConfig(checkpoint="x", search=search)) is search
 
 
 @pytest.mark.slow
 def test_cli_stdin_nbest_and_plot(tiny_bundle, lines, tmp_path):
     """Real subprocess: stdin in, n-best TSV out, one attention PNG per sentence."""
-    cmd = [sys.executable, "-m", "seq2seq.cli.translate", f"checkpoint={tiny_bundle}", "beam_size=3",
-           "n_best=2", "max_len_b=5", "max_len_a=1.0", "plot_attention=attn.png"]
+    cmd = [sys.executable, "-m", "seq2seq.cli.translate", f"checkpoint={tiny_bundle}",
+           "search.beam_size=3", "search.n_best=2", "search.max_len_b=5", "search.max_len_a=1.0",
+           "plot_attention=attn.png"]
     r = subprocess.run(cmd, input="\n".join(lines[:3]) + "\n", cwd=tmp_path, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -90,6 +94,12 @@ def test_cli_stdin_nbest_and_plot(tiny_bundle, lines, tmp_path):
     bad = subprocess.run([*cmd[:4], "beem=3"], input="", cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode != 0 and "Key 'beem' not in 'TranslateConfig'" in bad.stderr
+    # a value out of range: one line naming the key, exit status 2, nothing translated
+    bad = subprocess.run([*cmd[:4], "search.beam_size=2", "search.n_best=3"], input="x\n",
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr.strip() == ("seq2seq-translate: error: search.n_best must be in "
+                                  "[1, beam_size=2], got 3")
 
 
 def test_a_5000_word_line_is_cut_and_named(tiny_bundle, lines, caplog):
@@ -138,8 +148,8 @@ def test_json_lines_with_per_token_scores_and_prefixes(tiny_bundle, lines, tmp_p
 
     prefixes = tmp_path / "prefixes.en"
     prefixes.write_text("And God\n\nBehold\n", encoding="utf-8")
-    cfg = TranslateConfig(checkpoint=str(tiny_bundle), return_scores=True,
-                          target_prefix=str(prefixes), **FAST)
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), target_prefix=str(prefixes),
+                          **{**FAST, "search": replace(FAST_SEARCH, return_scores=True)})
     rows = [json.loads(r) for r in _run(cfg, "\n".join(lines[:3]) + "\n")]
     assert [r["text"].startswith(p) for r, p in zip(rows, ["And God", "", "Behold"],
                                                     strict=True)] == [True] * 3

@@ -27,8 +27,9 @@ def _pairs(n: int, seed: int) -> list[tuple[list[int], list[int]]]:
 
 def _updater(model: Seq2Seq, clip: float = 0.0) -> Updater:
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    return Updater(model, model, opt, LRSchedule(opt, "constant", 0.5), None, CPU, None, 1,
-                   False, 0.1, clip)
+    return Updater(ddp=model, model=model, optimizer=opt, schedule=LRSchedule(opt, "constant", 0.5),
+                   scaler=None, device=CPU, amp_dtype=None, world_size=1, distributed=False,
+                   label_smoothing=0.1, clip_norm=clip)
 
 
 def test_two_micro_batches_equal_one_batch_of_both() -> None:

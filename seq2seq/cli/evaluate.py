@@ -26,16 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from hydra.utils import to_absolute_path
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
+from seq2seq.checkpoint import bundle_paths
+from seq2seq.cli.conf import command, to_config
 from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig, plain
 
 SPLITS = ("dev", "test")
-# conf/ beside the package (the repository root), absolute so any cwd works
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 @dataclass
@@ -85,7 +82,7 @@ def split_files(cfg: EvaluateConfig, bundle_meta: dict[str, Any]) -> tuple[str, 
     if (cfg.src is None) != (cfg.ref is None):
         raise ValueError("give both src= and ref= (or neither, to use the split's files)")
     if cfg.src is not None:
-        return to_absolute_path(cfg.src), to_absolute_path(cfg.ref)
+        return str(Path(cfg.src).resolve()), str(Path(cfg.ref).resolve())
     data = ((bundle_meta.get("config") or {}).get("data")) or {}
     src, ref = data.get(f"src_{cfg.split}"), data.get(f"tgt_{cfg.split}")
     if not src or not ref:
@@ -93,7 +90,7 @@ def split_files(cfg: EvaluateConfig, bundle_meta: dict[str, Any]) -> tuple[str, 
             f"the checkpoint's saved config has no data.src_{cfg.split}/data.tgt_{cfg.split}; "
             "pass src=FILE ref=FILE"
         )
-    return to_absolute_path(src), to_absolute_path(ref)
+    return str(Path(src).resolve()), str(Path(ref).resolve())
 
 
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
@@ -109,13 +106,12 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """
     from tqdm import tqdm
 
-    from seq2seq.cli.translate import checkpoint_paths
     from seq2seq.data import load_parallel
     from seq2seq.inference.translator import Translator
     from seq2seq.metrics import corpus_scores
     from seq2seq.runtime import resolve_device
 
-    paths = checkpoint_paths(cfg.checkpoint)
+    paths = bundle_paths(cfg.checkpoint)
     ckpt = Path(paths[0])
     device = resolve_device(cfg.device, key="device")
     translator = Translator.from_checkpoint(paths, device=device, precision=cfg.precision)
@@ -133,7 +129,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     hyps = [t.text for t in out]
     scores = corpus_scores(hyps, refs, tokenize=cfg.tokenize, lowercase=cfg.lowercase)
 
-    out_dir = Path(to_absolute_path(cfg.output_dir)) if cfg.output_dir else ckpt.parent
+    out_dir = Path(cfg.output_dir).resolve() if cfg.output_dir else ckpt.parent
     stem = ckpt.stem if len(paths) == 1 else f"ensemble{len(paths)}"
     name = cfg.name or f"{stem}.{cfg.split if cfg.src is None else Path(src_path).name}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,17 +157,10 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     return record
 
 
-def _register() -> None:
-    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
-
-
-_register()
-
-
-@hydra.main(version_base=None, config_path=CONF_DIR, config_name="evaluate")
+@command("evaluate", EvaluateConfig)
 def main(dcfg) -> None:
     """Hydra entry point of ``seq2seq-evaluate``."""
-    cfg: EvaluateConfig = OmegaConf.to_object(dcfg)
+    cfg: EvaluateConfig = to_config(dcfg, "seq2seq-evaluate")
     try:
         rec = evaluate(cfg)
     except (ValueError, FileNotFoundError) as err:

@@ -6,13 +6,15 @@ Examples::
     paste test.de test.en | seq2seq-score checkpoint=best.pt          # pairs on stdin (TSV)
     seq2seq-score checkpoint=best.pt src=a.de tgt=a.en token_scores=true   # JSON lines
     seq2seq-score checkpoint=[a.pt,b.pt] src=a.de tgt=a.en            # an ensemble
+    seq2seq-score checkpoint=best.pt src=a.de tgt=a.en search.length_penalty=average
 
 One output line per pair, in input order: ``log_prob<TAB>score`` (the summed log-prob of the
 target's pieces and its EOS, and the length-normalised score that search ranks by:
-``length_penalty``/``alpha``), or with ``token_scores=true`` a JSON object ``{"log_prob",
-"score", "tokens", "token_scores"}`` (the target pieces ending in ``</s>`` and the log-prob of
-each). Scoring a translation that beam search produced gives back its score. Pairs are read and
-scored in chunks and batched by source length (``batch_size`` / ``batch_tokens``).
+``search.length_penalty``/``search.alpha``), or with ``token_scores=true`` a JSON object
+``{"log_prob", "score", "tokens", "token_scores"}`` (the target pieces ending in ``</s>`` and
+the log-prob of each). Scoring a translation that beam search produced with the same ``search``
+options gives back its score. Pairs are read and scored in chunks and batched by source length
+(``search.batch_size`` / ``search.batch_tokens``).
 """
 
 from __future__ import annotations
@@ -20,29 +22,24 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from hydra.utils import to_absolute_path
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
-from seq2seq.cli.translate import checkpoint_paths
+from seq2seq.checkpoint import bundle_paths
+from seq2seq.cli.conf import command, to_config
 from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig
-from seq2seq.search.scoring import check_search_config
-
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 @dataclass
-class ScoreConfig(SearchConfig):
-    """Options of ``seq2seq-score``: the search options (``length_penalty``, ``alpha``,
-    ``batch_size``, ``batch_tokens``) plus these.
+class ScoreConfig:
+    """Options of ``seq2seq-score``.
 
     Attributes:
         checkpoint: bundle, or a list of bundles (an ensemble).
+        search: the search options; scoring uses ``length_penalty`` and ``alpha`` (the
+            normalised score) and ``batch_size`` / ``batch_tokens``.
         src, tgt: line-aligned source and target files; without them, ``input`` holds
             ``source<TAB>target`` lines.
         input: the TSV pairs file, or ``"-"`` for stdin.
@@ -59,6 +56,7 @@ class ScoreConfig(SearchConfig):
     """
 
     checkpoint: Any = MISSING
+    search: SearchConfig = field(default_factory=SearchConfig)
     src: str | None = None
     tgt: str | None = None
     input: str = "-"
@@ -83,12 +81,11 @@ def read_pairs(cfg: ScoreConfig, stdin: TextIO) -> Iterator[list[tuple[str, str]
     if (cfg.src is None) != (cfg.tgt is None):
         raise ValueError("give both src= and tgt= (or neither, for TSV pairs on input)")
     if cfg.src is not None:
-        pairs = load_parallel(to_absolute_path(cfg.src), to_absolute_path(cfg.tgt))
+        pairs = load_parallel(cfg.src, cfg.tgt)
         for start in range(0, len(pairs), max(1, cfg.chunk_size)):
             yield pairs[start:start + max(1, cfg.chunk_size)]
         return
-    stream = stdin if cfg.input == "-" else open(to_absolute_path(cfg.input), encoding="utf-8",
-                                                 newline="")
+    stream = stdin if cfg.input == "-" else open(cfg.input, encoding="utf-8", newline="")
     try:
         chunk: list[tuple[str, str]] = []
         for n, line in enumerate(stream, start=1):
@@ -114,9 +111,8 @@ def score_stream(cfg: ScoreConfig, stdin: TextIO, out: TextIO) -> int:
     from seq2seq.inference.translator import Translator
     from seq2seq.runtime import resolve_device
 
-    scfg = SearchConfig(**{f.name: getattr(cfg, f.name) for f in fields(SearchConfig)})
-    check_search_config(scfg, section="")
-    translator = Translator.from_checkpoint(checkpoint_paths(cfg.checkpoint),
+    scfg = cfg.search
+    translator = Translator.from_checkpoint(bundle_paths(cfg.checkpoint),
                                             device=resolve_device(cfg.device, key="device"),
                                             precision=cfg.precision)
     if cfg.max_input_length is not None:
@@ -142,17 +138,13 @@ def score_stream(cfg: ScoreConfig, stdin: TextIO, out: TextIO) -> int:
     return n
 
 
-ConfigStore.instance().store(name="score_schema", node=ScoreConfig)
-
-
-@hydra.main(version_base=None, config_path=CONF_DIR, config_name="score")
+@command("score", ScoreConfig)
 def main(dcfg) -> None:
     """Hydra entry point of ``seq2seq-score``."""
-    cfg: ScoreConfig = OmegaConf.to_object(dcfg)
+    cfg: ScoreConfig = to_config(dcfg, "seq2seq-score")
     out = None
     try:
-        out = sys.stdout if cfg.output == "-" else open(
-            to_absolute_path(cfg.output), "w", encoding="utf-8")
+        out = sys.stdout if cfg.output == "-" else open(cfg.output, "w", encoding="utf-8")
         score_stream(cfg, sys.stdin, out)
     except (ValueError, FileNotFoundError) as err:
         print(f"seq2seq-score: error: {err}", file=sys.stderr)

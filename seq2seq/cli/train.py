@@ -31,19 +31,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.checkpoint import load_bundle, model_config_from_bundle
+from seq2seq.cli import conf
 from seq2seq.config import ModelConfig, TrainJobConfig
-from seq2seq.runtime import resolve_device
 from seq2seq.training import distributed as D
-from seq2seq.training.init_from import merged_model_config
-from seq2seq.training.job_check import check_train_job
+from seq2seq.training.job import prepare_job
 from seq2seq.training.run_checkpoints import CheckpointWriteError
 from seq2seq.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 # conf/ beside the package (the repository root); Hydra's --config-dir adds others
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONF_DIR = str(conf.CONF_DIR)
 _PATH_KEYS = ("src_train", "tgt_train", "src_dev", "tgt_dev", "src_test", "tgt_test", "spm_src",
               "spm_tgt")
 
@@ -84,27 +82,14 @@ def given_model_keys(overrides: list[str]) -> set[str]:
     return keys
 
 
-def fine_tune_model(job: TrainJobConfig, overrides: list[str]) -> None:
-    """With ``train.init_from``: the model config becomes the bundle's, keeping what the command
-    line set explicitly; an explicit contradiction is a ``ValueError`` naming the key."""
-    if not job.train.init_from:
-        return
-    bundle = load_bundle(job.train.init_from)
-    job.model = merged_model_config(model_config_from_bundle(bundle), job.model,
-                                    given_model_keys(overrides))
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _run(cfg: DictConfig) -> float | None:
     """Train one job; returns the best dev BLEU (the objective for Hydra sweepers)."""
-    job = to_job_config(cfg)
     try:
-        check_train_job(job)
-        fine_tune_model(job, list(HydraConfig.get().overrides.task))
-        device = resolve_device(job.train.device)
+        job = prepare_job(to_job_config(cfg), given_model_keys(HydraConfig.get().overrides.task))
     except ValueError as err:  # a bad setting: one line naming the key, no traceback
         raise SystemExit(f"seq2seq-train: config error: {err}") from None
-    ctx = D.init_distributed(device.type)
+    ctx = D.init_distributed(job.device.type)
     try:
         run_dir = D.broadcast_object(HydraConfig.get().runtime.output_dir, ctx)
         if ctx.is_main:

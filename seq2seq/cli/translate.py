@@ -3,35 +3,36 @@
 Examples::
 
     echo "Im Anfang schuf Gott Himmel und Erde." | seq2seq-translate checkpoint=best.pt
-    seq2seq-translate checkpoint=best.pt input=test.de output=test.hyp beam_size=10
-    seq2seq-translate checkpoint=best.pt n_best=3 < in.de      # "index<TAB>text<TAB>score" lines
+    seq2seq-translate checkpoint=best.pt input=test.de output=test.hyp search.beam_size=10
+    seq2seq-translate checkpoint=best.pt search.n_best=3 < in.de   # "index<TAB>text<TAB>score"
     seq2seq-translate checkpoint=[a.pt,b.pt] < in.de            # an ensemble
     seq2seq-translate checkpoint=best.pt alignment=true < in.de  # "text<TAB>0-0 1-2 ..." lines
-    seq2seq-translate checkpoint=best.pt return_scores=true < in.de   # JSON lines
+    seq2seq-translate checkpoint=best.pt search.return_scores=true < in.de   # JSON lines
     seq2seq-translate checkpoint=best.pt target_prefix=prefixes.en < in.de
-    seq2seq-translate checkpoint=best.pt sampling=true n_best=4 top_p=0.9 seed=1 < mono.de
+    seq2seq-translate checkpoint=best.pt search=sampling search.n_best=4 search.seed=1 < mono.de
     seq2seq-translate checkpoint=best.pt plot_attention=attn.pdf < in.de   # one page a sentence
 
 Each input line is a document: its sentences are translated and put back together
 (``split_sentences=true``, one output line per input line), or one segment
-(``split_sentences=false``, also implied by ``n_best > 1``, ``alignment``, ``return_scores`` and
-``target_prefix``). Output per input line:
+(``split_sentences=false``, also implied by ``search.n_best > 1``, ``alignment``,
+``search.return_scores`` and ``target_prefix``). Output per input line:
 
 * the translation, followed by ``<TAB>score`` with ``scores=true``;
-* with ``n_best > 1`` (or samples): ``n_best`` lines ``index<TAB>text<TAB>score`` (0-based
+* with ``search.n_best > 1`` (or samples): ``n_best`` lines ``index<TAB>text<TAB>score`` (0-based
   input index, best first);
 * with ``alignment=true``: ``text<TAB>alignment``, hard word alignments in Pharaoh format
   (``i-j``: source word ``i``, target word ``j``, whitespace words; :mod:`seq2seq.inference.
   alignment`);
-* with ``return_scores=true``: one JSON object ``{"text", "score", "log_prob", "tokens",
+* with ``search.return_scores=true``: one JSON object ``{"text", "score", "log_prob", "tokens",
   "token_scores"}`` (``tokens``: the target pieces ending in ``</s>``; ``n_best`` and
   ``alignment`` too when asked for).
 
 ``plot_attention=FILE`` draws every sentence: ``FILE.pdf`` one page each, otherwise one PNG each
-(``attn_<line>.png``, ``attn_<line>.<k>.png`` for sentence ``k`` of a split line). Every search
-option of :class:`~seq2seq.config.SearchConfig` is a top-level key (``beam_size``,
-``length_penalty``, ``sampling``, ``batch_tokens``, ...). Input is read and translated in chunks,
-so large files stream; from a terminal each line is translated as soon as it is entered.
+(``attn_<line>.png``, ``attn_<line>.<k>.png`` for sentence ``k`` of a split line). The search
+options of :class:`~seq2seq.config.SearchConfig` are the ``search`` group, spelled as in every
+command (``search=greedy``, ``search.beam_size=10``, ``search.batch_tokens=2000``). Input is read
+and translated in chunks, so large files stream; from a terminal each line is translated as soon
+as it is entered.
 """
 
 from __future__ import annotations
@@ -39,27 +40,24 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from hydra.utils import to_absolute_path
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
+from seq2seq.checkpoint import bundle_paths
+from seq2seq.cli.conf import command, to_config
 from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig
-from seq2seq.search.scoring import check_search_config
-
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 @dataclass
-class TranslateConfig(SearchConfig):
-    """Options of ``seq2seq-translate``: the search options plus these.
+class TranslateConfig:
+    """Options of ``seq2seq-translate``.
 
     Attributes:
         checkpoint: bundle to translate with, or a list of bundles (an ensemble).
+        search: the search options (``search=greedy``, ``search.beam_size=10``, ...).
         input: source file, or ``"-"`` for stdin.
         output: output file, or ``"-"`` for stdout.
         plot_attention: PDF or PNG path for the attention heat maps of every sentence (or None).
@@ -81,6 +79,7 @@ class TranslateConfig(SearchConfig):
     """
 
     checkpoint: Any = MISSING
+    search: SearchConfig = field(default_factory=SearchConfig)
     input: str = "-"
     output: str = "-"
     plot_attention: str | None = None
@@ -96,21 +95,10 @@ class TranslateConfig(SearchConfig):
 
 
 def search_config(cfg: TranslateConfig) -> SearchConfig:
-    """The :class:`SearchConfig` part of ``cfg`` (alignment on when a plot or word alignments
-    are requested)."""
-    sc = SearchConfig(**{f.name: getattr(cfg, f.name) for f in fields(SearchConfig)})
+    """``cfg.search`` with alignments on when a plot or word alignments are requested."""
     if cfg.plot_attention or cfg.alignment:
-        sc.return_alignment = True
-    return sc
-
-
-def checkpoint_paths(value: Any, key: str = "checkpoint") -> list[str]:
-    """``checkpoint=PATH`` or ``checkpoint=[A,B]`` as absolute paths (relative to the directory
-    the command was started in)."""
-    items = [value] if isinstance(value, str) else list(value or [])
-    if not items or not all(isinstance(v, str) and v for v in items):
-        raise ValueError(f"{key} must be a bundle path or a list of them, got {value!r}")
-    return [to_absolute_path(v) for v in items]
+        return replace(cfg.search, return_alignment=True)
+    return cfg.search
 
 
 def _chunks(stream: TextIO, size: int) -> Iterator[list[str]]:
@@ -131,16 +119,16 @@ def _line(cfg: TranslateConfig, index: int, tr: Any) -> str:
     """The output of one segment (see the module docstring)."""
     from seq2seq.inference.alignment import pharaoh, word_alignment
 
-    if cfg.return_scores:
+    if cfg.search.return_scores:
         rec = {"text": tr.text, "score": tr.score, "log_prob": tr.log_prob,
                "tokens": tr.tgt_pieces, "token_scores": tr.token_scores}
-        if cfg.n_best > 1:
+        if cfg.search.n_best > 1:
             rec["n_best"] = [{"text": t, "score": s} for t, s in tr.n_best]
         if cfg.alignment:
             rec["alignment"] = pharaoh(word_alignment(tr.src_pieces, tr.tgt_pieces,
                                                       tr.alignment or []))
         return json.dumps(rec, ensure_ascii=False) + "\n"
-    if cfg.n_best > 1:
+    if cfg.search.n_best > 1:
         return "".join(f"{index}\t{text}\t{score:.4f}\n" for text, score in tr.n_best)
     out = tr.text
     if cfg.scores:
@@ -167,16 +155,15 @@ def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
     from seq2seq.runtime import resolve_device
 
     scfg = search_config(cfg)
-    check_search_config(scfg, section="")
-    segments = cfg.n_best > 1 or cfg.alignment or cfg.return_scores or bool(cfg.target_prefix)
+    segments = scfg.n_best > 1 or cfg.alignment or scfg.return_scores or bool(cfg.target_prefix)
     split = cfg.split_sentences and not segments
-    prefixes = read_lines(to_absolute_path(cfg.target_prefix)) if cfg.target_prefix else None
-    translator = Translator.from_checkpoint(checkpoint_paths(cfg.checkpoint),
+    prefixes = read_lines(Path(cfg.target_prefix).resolve()) if cfg.target_prefix else None
+    translator = Translator.from_checkpoint(bundle_paths(cfg.checkpoint),
                                             device=resolve_device(cfg.device, key="device"),
                                             precision=cfg.precision)
     if cfg.max_input_length is not None:
         translator.max_input_length = cfg.max_input_length
-    plots = AttentionPlots(to_absolute_path(cfg.plot_attention)) if cfg.plot_attention else None
+    plots = AttentionPlots(Path(cfg.plot_attention).resolve()) if cfg.plot_attention else None
     n = 0
     with tqdm(desc="translating", unit="sent", file=sys.stderr,
               disable=not cfg.progress or inp.isatty()) as bar:
@@ -216,19 +203,14 @@ def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
     return n
 
 
-ConfigStore.instance().store(name="translate_schema", node=TranslateConfig)
-
-
-@hydra.main(version_base=None, config_path=CONF_DIR, config_name="translate")
+@command("translate", TranslateConfig)
 def main(dcfg) -> None:
     """Hydra entry point of ``seq2seq-translate``."""
-    cfg: TranslateConfig = OmegaConf.to_object(dcfg)
+    cfg: TranslateConfig = to_config(dcfg, "seq2seq-translate")
     inp = out = None
     try:
-        inp = sys.stdin if cfg.input == "-" else open(
-            to_absolute_path(cfg.input), encoding="utf-8", newline="")
-        out = sys.stdout if cfg.output == "-" else open(
-            to_absolute_path(cfg.output), "w", encoding="utf-8")
+        inp = sys.stdin if cfg.input == "-" else open(cfg.input, encoding="utf-8", newline="")
+        out = sys.stdout if cfg.output == "-" else open(cfg.output, "w", encoding="utf-8")
         translate_stream(cfg, inp, out)
     except (ValueError, FileNotFoundError) as err:
         print(f"seq2seq-translate: error: {err}", file=sys.stderr)

@@ -35,7 +35,6 @@ from seq2seq.inference.ensemble import Ensemble, check_same_vocabulary
 from seq2seq.model import build_model
 from seq2seq.runtime import autocast, precision_reason, resolve_precision
 from seq2seq.search import forced_decode, search
-from seq2seq.search.scoring import check_search_config
 from seq2seq.tokenizer import Tokenizer
 
 EOS_PIECE = "</s>"
@@ -283,7 +282,6 @@ class Translator:
             One :class:`Translation` per text, in input order.
         """
         cfg = cfg or SearchConfig()
-        check_search_config(cfg)
         texts = list(texts)
         if prefixes is not None and len(prefixes) != len(texts):
             raise ValueError(f"{len(prefixes)} prefixes for {len(texts)} texts")
@@ -330,7 +328,6 @@ class Translator:
             ValueError: different counts, or a source with no subword pieces (naming it).
         """
         cfg = cfg or SearchConfig()
-        check_search_config(cfg)
         sources, targets = list(sources), list(targets)
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} sources but {len(targets)} targets")

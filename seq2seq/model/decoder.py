@@ -55,8 +55,6 @@ class AttentionDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int, memory_size: int,
                  pad_id: int = 0) -> None:
         super().__init__()
-        if cfg.decoder_layers < 1:
-            raise ValueError(f"model.decoder_layers must be >= 1, got {cfg.decoder_layers}")
         H, E = cfg.hidden_size, cfg.embed_dim
         self.kind = cfg.rnn
         self.hidden_size = H

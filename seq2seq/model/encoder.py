@@ -39,13 +39,12 @@ def make_rnn(kind: RNNType, input_size: int, hidden_size: int, num_layers: int,
     """Build a time-major fused GRU/LSTM/Elman RNN.
 
     Args:
-        kind: ``"gru"``, ``"lstm"``, ``"rnn_tanh"`` or ``"rnn_relu"``.
+        kind: the cell (a validated :class:`~seq2seq.config.RNNType`).
         input_size, hidden_size, num_layers, bidirectional, dropout: as in ``torch.nn.GRU``.
 
     Returns:
         The recurrent module; ``forward(x (S, B, I), lengths (B,))``.
     """
-    kind = RNNType(kind)
     dropout = dropout if num_layers > 1 else 0.0
     kw = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=False,
               dropout=dropout)
@@ -60,15 +59,13 @@ class Encoder(nn.Module):
 
     Args:
         cfg: model configuration (``rnn``, ``embed_dim``, ``hidden_size``, ``encoder_layers``,
-            ``dropout``).
+            ``dropout``), validated when it was built.
         vocab_size: source vocabulary size.
         pad_id: padding token id (its embedding is zero and receives no gradient).
     """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int = 0) -> None:
         super().__init__()
-        if cfg.encoder_layers < 1:
-            raise ValueError(f"model.encoder_layers must be >= 1, got {cfg.encoder_layers}")
         self.kind = cfg.rnn
         self.pad_id = pad_id
         self.hidden_size = cfg.hidden_size

@@ -84,7 +84,6 @@ from seq2seq.search.sampling import sample_search
 from seq2seq.search.scoring import (
     DecoderModel,
     Hypothesis,
-    check_search_config,
     max_lengths,
     normalise,
 )
@@ -112,6 +111,5 @@ def search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
     return beam_search(model, src, src_len, cfg, prefixes)
 
 
-__all__ = ["DecoderModel", "Hypothesis", "beam_search", "check_search_config", "forced_decode",
-           "greedy_search",
+__all__ = ["DecoderModel", "Hypothesis", "beam_search", "forced_decode", "greedy_search",
            "max_lengths", "normalise", "sample_search", "search"]

@@ -1,10 +1,14 @@
-"""Batched greedy search over the decoder protocol (semantics: :mod:`seq2seq.search`)."""
+"""Batched greedy search over the decoder protocol (semantics: :mod:`seq2seq.search`), and the
+row-wise decoding loop it shares with sampling (:mod:`seq2seq.search.sampling`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
 from seq2seq.config import SearchConfig
+from seq2seq.search.history import History
 from seq2seq.search.scoring import (
     NEG_INF,
     DecoderModel,
@@ -17,6 +21,9 @@ from seq2seq.search.scoring import (
     prefix_table,
 )
 from seq2seq.tokenizer import BOS_ID, EOS_ID
+
+# (masked log-probs (r, V), result row of each live row (r,), step) -> (tokens, their log-probs)
+Pick = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 def greedy_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
@@ -34,61 +41,72 @@ def greedy_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
     Returns:
         Per sentence (input order) a list with one :class:`Hypothesis`.
     """
+    def first_max(logp: torch.Tensor, rows: torch.Tensor, t: int) -> tuple[torch.Tensor,
+                                                                            torch.Tensor]:
+        best, tok = logp.max(dim=1)  # (r,), (r,) first maximum
+        return tok, best
+
+    return row_search(model, src, src_len, cfg, prefixes, 1, first_max)
+
+
+def row_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
+               cfg: SearchConfig, prefixes: list[list[int]] | None, n: int,
+               pick: Pick) -> list[list[Hypothesis]]:
+    """``n`` independent rows per sentence, each extended by one ``pick``-ed token per step
+    until it picks EOS or nothing is left (a token of log-prob ``-inf``); finished rows leave
+    the batch.
+
+    Args:
+        model, src, src_len, cfg, prefixes: as for :func:`greedy_search`.
+        n: rows per sentence.
+        pick: chooses each live row's token from its masked log-probs; given the rows' result
+            ids (``sentence * n + k``) and the step.
+
+    Returns:
+        Per sentence (input order) its ``n`` hypotheses, best first by score (stable).
+    """
     prefix = prefix_table(prefixes, src.device)  # (B, P) or None
     lim = limits(src, src_len, cfg, prefix)
-    (B, S), dev, T, align = src.shape, src.device, lim.steps, cfg.return_alignment
-    src_len, max_len, min_len = lim.src_len, lim.max_len, lim.min_len  # (B,) each
-    out_tok = torch.zeros(B, T, dtype=torch.long, device=dev)  # (B, T)
-    out_len = torch.zeros(B, dtype=torch.long, device=dev)  # (B,)
-    out_lp = torch.full((B,), NEG_INF, device=dev)  # (B,)
-    out_attn = torch.zeros(B, T, S, device=dev) if align else None  # (B, T, S)
-    scores_on = cfg.return_scores
-    out_tlp = torch.zeros(B, T, device=dev) if scores_on else None  # (B, T) per-token log-probs
+    (B, S), dev, T = src.shape, src.device, lim.steps
+    R = B * n
+    done = History.empty((R,), T, S, dev, cfg.return_alignment, cfg.return_scores)  # results
+    out_len = torch.zeros(R, dtype=torch.long, device=dev)  # (R,)
+    out_lp = torch.full((R,), NEG_INF, device=dev)  # (R,)
     with eval_mode(model):
-        sent = longest_first(src_len)  # (b,) original ids of active rows
-        state = model.init_state(model.encode(src[sent], src_len[sent]))
-        cum = torch.zeros(B, device=dev)  # (b,)
-        hist = torch.zeros(B, T, dtype=torch.long, device=dev)  # (b, T)
-        attn_hist = torch.zeros(B, T, S, device=dev) if align else None  # (b, T, S)
-        lp_hist = torch.zeros(B, T, device=dev) if scores_on else None  # (b, T)
-        prev = torch.full((B,), BOS_ID, dtype=torch.long, device=dev)  # (b,)
+        sent = longest_first(lim.src_len)  # (B,) decoding order
+        state = model.init_state(model.encode(src[sent], lim.src_len[sent]))
+        row = (sent[:, None] * n + torch.arange(n, device=dev)).view(-1)  # (R,) result rows
+        if n > 1:
+            state = model.reorder_state(state, torch.arange(B, device=dev).repeat_interleave(n))
+        cum = torch.zeros(R, device=dev)  # (r,)
+        hist = History.empty((R,), T, S, dev, cfg.return_alignment, cfg.return_scores)
+        prev = torch.full((R,), BOS_ID, dtype=torch.long, device=dev)  # (r,)
         for t in range(T):
-            logp, state = model.step(prev, state)  # (b, V)
-            logp = mask_(logp.float(), t, hist, min_len[sent], max_len[sent],
-                          cfg.no_repeat_ngram_size, prefix[sent] if prefix is not None else None)
-            best, tok = logp.max(dim=1)  # (b,), (b,) first maximum
-            cum = cum + best
-            hist[:, t] = tok
-            if align:
-                attn_hist[:, t] = state.attn.float()
-            if scores_on:
-                lp_hist[:, t] = best
-            ended = (tok == EOS_ID) | (best == NEG_INF)  # (b,)
+            logp, state = model.step(prev, state)  # (r, V)
+            rs = row // n  # (r,) sentence of each row
+            logp = mask_(logp.float(), t, hist.tokens, lim.min_len[rs], lim.max_len[rs],
+                          cfg.no_repeat_ngram_size, prefix[rs] if prefix is not None else None)
+            tok, lp = pick(logp, row, t)  # (r,), (r,)
+            cum = cum + lp
+            hist.write(t, tokens=tok, attn=state.attn, lps=lp)
+            ended = (tok == EOS_ID) | (lp == NEG_INF)  # (r,)
             if bool(ended.any()):
-                ids = sent[ended]
-                out_tok[ids] = hist[ended]
-                out_len[ids] = t
-                out_lp[ids] = cum[ended]
-                if align:
-                    out_attn[ids] = attn_hist[ended]
-                if scores_on:
-                    out_tlp[ids] = lp_hist[ended]
-                keep = (~ended).nonzero().squeeze(1)  # (b',)
+                ids = row[ended]
+                done.put(ids, hist.select(ended))
+                out_len[ids], out_lp[ids] = t, cum[ended]
+                keep = (~ended).nonzero().squeeze(1)  # (r',)
                 if keep.numel() == 0:
                     break
                 state = model.reorder_state(state, keep)
-                sent, cum, hist, tok = sent[keep], cum[keep], hist[keep], tok[keep]
-                if align:
-                    attn_hist = attn_hist[keep]
-                if scores_on:
-                    lp_hist = lp_hist[keep]
+                row, cum, tok, hist = row[keep], cum[keep], tok[keep], hist.select(keep)
             prev = tok
-    scores = normalise(out_lp, out_len + 1, cfg)  # (B,)
+    scores = normalise(out_lp, out_len + 1, cfg)  # (R,)
     results = []
     for i in range(B):
-        n = int(out_len[i])
-        alignment = out_attn[i, :n + 1, :int(src_len[i])].clone() if align else None
-        tlp = out_tlp[i, :n + 1].tolist() if scores_on else None
-        results.append([Hypothesis(out_tok[i, :n].tolist() if out_lp[i] > NEG_INF else [],
-                                   float(scores[i]), float(out_lp[i]), alignment, tlp)])
+        hyps = []
+        for j in range(i * n, (i + 1) * n):
+            tokens, alignment, tlp = done.outputs((j,), int(out_len[j]), int(lim.src_len[i]))
+            hyps.append(Hypothesis(tokens if out_lp[j] > NEG_INF else [], float(scores[j]),
+                                   float(out_lp[j]), alignment, tlp))
+        results.append(sorted(hyps, key=lambda h: -h.score) if n > 1 else hyps)
     return results

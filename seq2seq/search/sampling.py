@@ -25,18 +25,8 @@ import zlib
 import torch
 
 from seq2seq.config import SearchConfig
-from seq2seq.search.scoring import (
-    NEG_INF,
-    DecoderModel,
-    Hypothesis,
-    eval_mode,
-    limits,
-    longest_first,
-    mask_,
-    normalise,
-    prefix_table,
-)
-from seq2seq.tokenizer import BOS_ID, EOS_ID
+from seq2seq.search.greedy import row_search
+from seq2seq.search.scoring import NEG_INF, DecoderModel, Hypothesis
 
 M32 = 0xFFFFFFFF
 
@@ -124,70 +114,17 @@ def sample_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
     Returns:
         Per sentence (input order) its samples, best first by score.
     """
+    keys = sentence_keys(src, src_len.to(src.device))  # (B,)
     n = cfg.n_best
-    prefix = prefix_table(prefixes, src.device)  # (B, P) or None
-    lim = limits(src, src_len, cfg, prefix)
-    (B, S), dev, T, align = src.shape, src.device, lim.steps, cfg.return_alignment
-    src_len, max_len, min_len = lim.src_len, lim.max_len, lim.min_len  # (B,) each
-    keys = sentence_keys(src, src_len)  # (B,)
-    R = B * n
-    out_tok = torch.zeros(R, T, dtype=torch.long, device=dev)  # (R, T) rows sentence-major
-    out_len = torch.zeros(R, dtype=torch.long, device=dev)  # (R,)
-    out_lp = torch.full((R,), NEG_INF, device=dev)  # (R,)
-    out_tlp = torch.zeros(R, T, device=dev)  # (R, T)
-    out_attn = torch.zeros(R, T, S, device=dev) if align else None  # (R, T, S)
-    with eval_mode(model):
-        sent = longest_first(src_len)  # (B,) decoding order
-        state = model.init_state(model.encode(src[sent], src_len[sent]))
-        row = (sent[:, None] * n + torch.arange(n, device=dev)).view(-1)  # (R,) result rows
-        state = model.reorder_state(state, torch.arange(B, device=dev).repeat_interleave(n))
-        cum = torch.zeros(R, device=dev)  # (r,)
-        hist = torch.zeros(R, T, dtype=torch.long, device=dev)  # (r, T)
-        lp_hist = torch.zeros(R, T, device=dev)  # (r, T)
-        attn_hist = torch.zeros(R, T, S, device=dev) if align else None  # (r, T, S)
-        prev = torch.full((R,), BOS_ID, dtype=torch.long, device=dev)  # (r,)
-        for t in range(T):
-            logp, state = model.step(prev, state)  # (r, V)
-            rs = row // n  # (r,) sentence of each row
-            logp = mask_(logp.float(), t, hist, min_len[rs], max_len[rs],
-                          cfg.no_repeat_ngram_size, prefix[rs] if prefix is not None else None)
-            dead = logp.amax(dim=1) == NEG_INF  # (r,) nothing left to draw
-            tok = sample_tokens(logp.masked_fill(dead[:, None], 0.0),
-                                uniforms(cfg.seed, keys[rs], row % n, t), cfg)  # (r,)
-            lp = torch.where(dead, NEG_INF, logp.gather(1, tok[:, None]).squeeze(1))  # (r,)
-            cum = cum + lp
-            hist[:, t], lp_hist[:, t] = tok, lp
-            if align:
-                attn_hist[:, t] = state.attn.float()
-            ended = (tok == EOS_ID) | dead  # (r,)
-            if bool(ended.any()):
-                ids = row[ended]
-                out_tok[ids], out_len[ids], out_lp[ids] = hist[ended], t, cum[ended]
-                out_tlp[ids] = lp_hist[ended]
-                if align:
-                    out_attn[ids] = attn_hist[ended]
-                keep = (~ended).nonzero().squeeze(1)  # (r',)
-                if keep.numel() == 0:
-                    break
-                state = model.reorder_state(state, keep)
-                row, cum, hist, lp_hist, tok = row[keep], cum[keep], hist[keep], lp_hist[keep], \
-                    tok[keep]
-                if align:
-                    attn_hist = attn_hist[keep]
-            prev = tok
-    scores = normalise(out_lp, out_len + 1, cfg)  # (R,)
-    results = []
-    for i in range(B):
-        hyps = []
-        for j in range(i * n, (i + 1) * n):
-            m = int(out_len[j])
-            ok = bool(out_lp[j] > NEG_INF)
-            alignment = out_attn[j, :m + 1, :int(src_len[i])].clone() if align else None
-            hyps.append(Hypothesis(out_tok[j, :m].tolist() if ok else [], float(scores[j]),
-                                   float(out_lp[j]), alignment,
-                                   out_tlp[j, :m + 1].tolist() if cfg.return_scores else None))
-        results.append(sorted(hyps, key=lambda h: -h.score))
-    return results
+
+    def draw(logp: torch.Tensor, rows: torch.Tensor, t: int) -> tuple[torch.Tensor,
+                                                                       torch.Tensor]:
+        dead = logp.amax(dim=1) == NEG_INF  # (r,) nothing left to draw
+        tok = sample_tokens(logp.masked_fill(dead[:, None], 0.0),
+                            uniforms(cfg.seed, keys[rows // n], rows % n, t), cfg)  # (r,)
+        return tok, torch.where(dead, NEG_INF, logp.gather(1, tok[:, None]).squeeze(1))
+
+    return row_search(model, src, src_len, cfg, prefixes, n, draw)
 
 
 __all__ = ["sample_search", "sample_tokens", "sentence_keys", "uniforms"]

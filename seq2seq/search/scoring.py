@@ -7,7 +7,6 @@ The exact semantics are in the :mod:`seq2seq.search` package docstring.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,41 +50,6 @@ class DecoderModel(Protocol):
     def step(self, prev_tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]: ...
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any: ...
-
-
-def check_search_config(cfg: SearchConfig, section: str = "search") -> None:
-    """Raise ``ValueError`` naming the offending key if ``cfg`` is not usable.
-
-    Args:
-        cfg: the options.
-        section: prefix of the key names in messages (``""`` for top-level keys).
-    """
-    p = f"{section}." if section else ""
-    if cfg.beam_size < 1:
-        raise ValueError(f"{p}beam_size must be >= 1, got {cfg.beam_size}")
-    if cfg.sampling:
-        if cfg.n_best < 1:
-            raise ValueError(f"{p}n_best (samples per sentence) must be >= 1, got {cfg.n_best}")
-        if not (cfg.temperature > 0 and math.isfinite(cfg.temperature)):
-            raise ValueError(f"{p}temperature must be a positive number, got {cfg.temperature}")
-        if cfg.top_k < 0:
-            raise ValueError(f"{p}top_k must be >= 0, got {cfg.top_k}")
-        if not 0.0 < cfg.top_p <= 1.0:
-            raise ValueError(f"{p}top_p must be in (0, 1], got {cfg.top_p}")
-    elif not 1 <= cfg.n_best <= cfg.beam_size:
-        raise ValueError(f"{p}n_best must be in [1, beam_size={cfg.beam_size}], "
-                         f"got {cfg.n_best}")
-    if cfg.min_len < 0:
-        raise ValueError(f"{p}min_len must be >= 0, got {cfg.min_len}")
-    if cfg.no_repeat_ngram_size < 0:
-        raise ValueError(f"{p}no_repeat_ngram_size must be >= 0, "
-                         f"got {cfg.no_repeat_ngram_size}")
-    if not (math.isfinite(cfg.max_len_a) and math.isfinite(cfg.max_len_b)):
-        raise ValueError(f"{p}max_len_a and {p}max_len_b must be finite")
-    if cfg.batch_size < 1:
-        raise ValueError(f"{p}batch_size must be >= 1, got {cfg.batch_size}")
-    if cfg.batch_tokens < 0:
-        raise ValueError(f"{p}batch_tokens must be >= 0, got {cfg.batch_tokens}")
 
 
 def normalise(log_prob: torch.Tensor, length: torch.Tensor | int, cfg: SearchConfig) -> torch.Tensor:
@@ -222,7 +186,7 @@ class Limits:
 
 def limits(src: torch.Tensor, src_len: torch.Tensor, cfg: SearchConfig,
            prefix: torch.Tensor | None = None) -> Limits:
-    """Check ``cfg`` and compute the length limits of a batch.
+    """The length limits of a batch.
 
     Args:
         src: ``(B, S)`` long source ids (only its device is used).
@@ -231,7 +195,6 @@ def limits(src: torch.Tensor, src_len: torch.Tensor, cfg: SearchConfig,
         prefix: ``(B, P)`` long target prefixes (``-1`` padded) or None; a prefix longer than
             a sentence's maximum length raises that maximum to the prefix length.
     """
-    check_search_config(cfg)
     src_len = src_len.to(src.device)
     max_len = max_lengths(src_len, cfg)  # (B,)
     if prefix is not None:

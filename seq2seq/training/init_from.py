@@ -60,23 +60,35 @@ def contradictions(bundle_cfg: ModelConfig, job_cfg: ModelConfig,
 
 
 def merged_model_config(bundle_cfg: ModelConfig, job_cfg: ModelConfig,
-                        given: set[str]) -> ModelConfig:
-    """The bundle's model config with the job's values of the keys in ``given`` (what the user
-    set explicitly; an entry point knows which); a contradiction is an error.
+                        given: set[str] | None = None) -> ModelConfig:
+    """The bundle's model config with the job's values of the free keys (``dropout``) among
+    ``given``; any other given key that contradicts the bundle is an error.
+
+    Args:
+        bundle_cfg: the bundle's model config.
+        job_cfg: the job's.
+        given: the keys the user set explicitly (an entry point knows which); None = all of
+            them (a library user's whole config must agree with the bundle).
 
     Raises:
-        ValueError: an explicitly given architecture key contradicts the bundle.
+        ValueError: a given architecture key contradicts the bundle.
     """
     bad = contradictions(bundle_cfg, job_cfg, given)
     if bad:
         raise ValueError(f"{', '.join(bad)} contradicts train.init_from: the model comes from "
                          "the bundle (only model.dropout may change); drop the override")
-    return dataclasses.replace(bundle_cfg, **{k: getattr(job_cfg, k) for k in given
-                                              if k in FREE_MODEL_KEYS})
+    return dataclasses.replace(bundle_cfg, **{k: getattr(job_cfg, k) for k in FREE_MODEL_KEYS
+                                              if given is None or k in given})
 
 
-def load_init(t: TrainConfig, job_model: ModelConfig) -> InitSource:
+def load_init(t: TrainConfig, job_model: ModelConfig,
+              given: set[str] | None = None) -> InitSource:
     """Load and check ``t.init_from`` for a job whose model config is ``job_model``.
+
+    Args:
+        t: the job's training options.
+        job_model: the job's model config.
+        given: the ``model.*`` keys set explicitly (see :func:`merged_model_config`).
 
     Raises:
         ValueError: the bundle cannot be loaded, contradicts ``job_model``, or lacks the
@@ -85,15 +97,9 @@ def load_init(t: TrainConfig, job_model: ModelConfig) -> InitSource:
     path = Path(t.init_from)
     try:
         bundle = load_bundle(path)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         raise ValueError(f"train.init_from: {err}") from None
-    except ValueError as err:
-        raise ValueError(f"train.init_from: {err}") from None
-    bundle_cfg = model_config_from_bundle(bundle)
-    bad = contradictions(bundle_cfg, job_model)
-    if bad:
-        raise ValueError(f"{', '.join(bad)} contradicts train.init_from={path}: the model "
-                         "comes from the bundle (only model.dropout may change)")
+    model_cfg = merged_model_config(model_config_from_bundle(bundle), job_model, given)
     ts = bundle.get("train_state")
     for key in ("reset_optimizer", "reset_schedule", "reset_best"):
         if not getattr(t, key) and ts is None:
@@ -103,7 +109,6 @@ def load_init(t: TrainConfig, job_model: ModelConfig) -> InitSource:
     origin = {"path": str(path.resolve()), "step": int(meta.get("step") or 0),
               "dev_bleu": meta.get("dev_bleu"), "created": meta.get("created"),
               "init_from": meta.get("init_from")}
-    model_cfg = dataclasses.replace(bundle_cfg, dropout=job_model.dropout)
     return InitSource(path, bundle, model_cfg, origin)
 
 

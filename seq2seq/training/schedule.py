@@ -44,7 +44,7 @@ class LRSchedule:
         min_lr: floor of the decayed rate (warmup may start lower).
         cooldown: ``"wsd"``: the final fraction of the budget over which the rate decays.
 
-    The ranges are checked once, by :func:`seq2seq.training.job_check.check_train_job`.
+    The ranges were checked once, when the :class:`~seq2seq.config.TrainConfig` was built.
     """
 
     def __init__(

@@ -23,9 +23,10 @@ from seq2seq.training.loss import label_smoothed_cross_entropy
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Updater:
-    """What an update needs: the (possibly DDP-wrapped) model and its optimisation state.
+    """What an update needs: the (possibly DDP-wrapped) model and its optimisation state
+    (built from keyword arguments only).
 
     Attributes:
         ddp: the model to call (DDP wrapper or the model itself).

@@ -1,145 +1,53 @@
 """Configuration schemas as plain dataclasses, and the allowed values of every choice.
 
-These are the single source of truth for every option. Library code (model, search, training)
-takes these dataclasses; only the entry points register them with Hydra's ConfigStore so that a
-misspelled key, a wrong type or a value outside a choice fails at once with a message naming the
-key (and, for a choice, listing the allowed values). Numeric ranges are checked where they are
-used: :func:`seq2seq.search.scoring.check_search_config` (search options) and
-:func:`seq2seq.training.job_check.check_train_job` (a whole training job).
+These are the single source of truth for every option and its default: library code (model,
+search, training, serving) takes these dataclasses, and the entry points register them with
+Hydra's ConfigStore so that a misspelled key or a wrong type fails at once naming the key.
 
-The choices (:class:`RNNType`, :class:`AttentionType`, ...) are string enums: a member compares
-equal to its value (``ModelConfig().rnn == "gru"``), and a dataclass built by hand from plain
-strings converts them in ``__post_init__`` (a ValueError names the key and the choices), so the
-modules that use them never check them again. This module imports no other ``seq2seq`` module.
+Each dataclass checks its own values when it is built (``__post_init__``): a choice
+(:class:`RNNType`, :class:`AttentionType`, ...) is converted from its plain string, and every
+number is checked against its range (:class:`Range`), so ``SearchConfig(beam_size=0)`` raises
+``ValueError("search.beam_size must be >= 1, got 0")`` wherever it is built: by Hydra from a
+command line, by the server from a request, or by hand. The modules that take a config trust
+it and never check it again; what needs the file system (do the data files exist?) is checked
+once per training job by :func:`seq2seq.training.job.prepare_job`.
+
+The choices are string enums: a member compares equal to its value
+(``ModelConfig().rnn == "gru"``) and saves as its string. This module imports no other
+``seq2seq`` module.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from enum import Enum
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-
-class Choice(str, Enum):
-    """A config value from a fixed set; compares equal to, prints as and saves as its string."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
-
-    @classmethod
-    def values(cls) -> list[str]:
-        """The allowed strings, in declaration order."""
-        return [m.value for m in cls]
-
-
-class RNNType(Choice):
-    """Recurrent cell of encoder and decoder: gated (GRU, LSTM) or the plain Elman RNN with a
-    tanh or relu activation."""
-
-    gru, lstm, rnn_tanh, rnn_relu = "gru", "lstm", "rnn_tanh", "rnn_relu"
-
-    @property
-    def nonlinearity(self) -> str | None:
-        """``"tanh"``/``"relu"`` for the Elman cells, None for the gated ones."""
-        return self.value[4:] if self.value.startswith("rnn_") else None
-
-
-class AttentionType(Choice):
-    """Attention scoring function."""
-
-    bahdanau, luong_dot, luong_general = "bahdanau", "luong_dot", "luong_general"
-
-
-class SpmModelType(Choice):
-    """sentencepiece model type."""
-
-    unigram, bpe = "unigram", "bpe"
-
-
-class LengthPenalty(Choice):
-    """Length normalisation of hypothesis scores (see :mod:`seq2seq.search`)."""
-
-    gnmt, average, none = "gnmt", "average", "none"
-
-
-class Optimizer(Choice):
-    """Optimiser of a training run."""
-
-    adam, adamw = "adam", "adamw"
-
-
-class Schedule(Choice):
-    """Learning-rate schedule (see :mod:`seq2seq.training.schedule`)."""
-
-    plateau, inverse_sqrt, noam, constant = "plateau", "inverse_sqrt", "noam", "constant"
-    wsd, cosine = "wsd", "cosine"  # budget-aware: reach min_lr when the run's budget ends
-
-    @property
-    def needs_budget(self) -> bool:
-        """The schedule follows the fraction of the run done (max_steps/epochs/minutes)."""
-        return self in (Schedule.wsd, Schedule.cosine)
-
-
-class Precision(Choice):
-    """Autocast precision (see :func:`seq2seq.runtime.resolve_precision`)."""
-
-    auto, fp32, bf16, fp16 = "auto", "fp32", "bf16", "fp16"
-
-
-#: The precision every translating entry point uses unless told otherwise: the Python API
-#: (``Translator.from_checkpoint``), ``seq2seq-evaluate``, ``seq2seq-translate``,
-#: ``seq2seq-score``, ``seq2seq-serve`` and the trainer's dev translations. float32, because the
-#: same checkpoint must give the same text and scores through every entry point on every machine,
-#: and because bf16 decoding does not pay for that loss: on the AMD Zen 4 machine (native
-#: AVX512-BF16) greedy decoding in bf16 runs at 0.63x float32 and beam 5 at 1.21x
-#: (benchmarks/README.md, "bf16"). ``precision=auto`` or ``bf16`` opts in.
-INFERENCE_PRECISION = Precision.fp32
-
-
-class BestMetric(Choice):
-    """Dev metric that picks ``best.pt`` and drives early stopping and plateau decay."""
-
-    bleu, chrf, loss, ppl = "bleu", "chrf", "loss", "ppl"
-
-    @property
-    def higher_is_better(self) -> bool:
-        """BLEU and chrF grow with quality, loss and perplexity shrink."""
-        return self in (BestMetric.bleu, BestMetric.chrf)
-
-
-class _Choices:
-    """Mixin: convert plain strings of the ``_choices`` fields to their enum, naming the key."""
-
-    _section: ClassVar[str] = ""
-    _choices: ClassVar[dict[str, type[Choice]]] = {}
-
-    def __post_init__(self) -> None:
-        for name, kind in self._choices.items():
-            value = getattr(self, name)
-            if isinstance(value, kind):
-                continue
-            try:
-                setattr(self, name, kind(value))
-            except ValueError:
-                raise ValueError(f"{self._section}.{name} must be one of {kind.values()}, "
-                                 f"got {value!r}") from None
-
-
-def plain(obj: Any) -> dict[str, Any]:
-    """``dataclasses.asdict`` with every :class:`Choice` replaced by its string.
-
-    What a checkpoint or a JSON report stores: a bundle must hold only plain data to load with
-    ``weights_only=True``.
-    """
-    return asdict(obj, dict_factory=lambda kv: {k: (v.value if isinstance(v, Enum) else v)
-                                                for k, v in kv})
+from seq2seq.config.checked import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    FINITE,
+    FRACTION,
+    POSITIVE,
+    Range,
+    _Checked,
+    plain,
+)
+from seq2seq.config.choices import (
+    INFERENCE_PRECISION,
+    AttentionType,
+    BestMetric,
+    Choice,
+    LengthPenalty,
+    Optimizer,
+    Precision,
+    RNNType,
+    Schedule,
+    SpmModelType,
+)
 
 
 @dataclass
-class ModelConfig(_Choices):
+class ModelConfig(_Checked):
     """Encoder-decoder architecture.
 
     Attributes:
@@ -150,7 +58,10 @@ class ModelConfig(_Choices):
         encoder_layers: stacked bidirectional encoder layers.
         decoder_layers: stacked decoder layers.
         attention: ``"bahdanau"``, ``"luong_dot"`` or ``"luong_general"``.
-        input_feeding: feed the previous attentional vector into the next decoder step.
+        input_feeding: feed the previous attentional vector into the next decoder step (the
+            Luong et al. 2015 setup; off by default: without it the teacher-forced decoder runs
+            as one fused RNN call per layer instead of a per-step loop, ~1.4x the training
+            tokens/s, and in a fixed training time that wins, benchmarks/README.md).
         dropout: dropout on embeddings, between layers and before the output projection.
         tie_embeddings: share the target embedding matrix with the output projection
             (needs ``embed_dim`` sized attentional vectors; a projection is added if different).
@@ -159,21 +70,24 @@ class ModelConfig(_Choices):
 
     _section: ClassVar[str] = "model"
     _choices: ClassVar[dict[str, type[Choice]]] = {"rnn": RNNType, "attention": AttentionType}
+    _ranges: ClassVar[dict[str, Range]] = {
+        "embed_dim": AT_LEAST_1, "hidden_size": AT_LEAST_1, "encoder_layers": AT_LEAST_1,
+        "decoder_layers": AT_LEAST_1, "dropout": FRACTION}
 
     rnn: RNNType = RNNType.gru
     embed_dim: int = 256
     hidden_size: int = 256
     encoder_layers: int = 1
     decoder_layers: int = 1
-    attention: AttentionType = AttentionType.bahdanau
-    input_feeding: bool = True
+    attention: AttentionType = AttentionType.luong_general
+    input_feeding: bool = False
     dropout: float = 0.2
     tie_embeddings: bool = True
     bridge: bool = True
 
 
 @dataclass
-class DataConfig(_Choices):
+class DataConfig(_Checked):
     """Parallel corpus and subword settings.
 
     Attributes:
@@ -193,6 +107,9 @@ class DataConfig(_Choices):
 
     _section: ClassVar[str] = "data"
     _choices: ClassVar[dict[str, type[Choice]]] = {"spm_model_type": SpmModelType}
+    _ranges: ClassVar[dict[str, Range]] = {
+        "vocab_size": Range(8), "max_src_len": AT_LEAST_1, "max_tgt_len": AT_LEAST_1,
+        "dev_max_sentences": AT_LEAST_0}
 
     src_lang: str = "de"
     tgt_lang: str = "en"
@@ -211,9 +128,14 @@ class DataConfig(_Choices):
     spm_src: str | None = None
     spm_tgt: str | None = None
 
+    def _check(self) -> None:
+        if self.joint_vocab and self.spm_tgt and self.spm_tgt != self.spm_src:
+            raise ValueError("data.spm_tgt: with data.joint_vocab=true one model "
+                             "(data.spm_src) serves both sides")
+
 
 @dataclass
-class SearchConfig(_Choices):
+class SearchConfig(_Checked):
     """Decoding options (greedy when ``beam_size == 1``).
 
     Attributes:
@@ -240,6 +162,11 @@ class SearchConfig(_Choices):
 
     _section: ClassVar[str] = "search"
     _choices: ClassVar[dict[str, type[Choice]]] = {"length_penalty": LengthPenalty}
+    _ranges: ClassVar[dict[str, Range]] = {
+        "beam_size": AT_LEAST_1, "n_best": AT_LEAST_1, "alpha": FINITE, "max_len_a": FINITE,
+        "max_len_b": FINITE, "min_len": AT_LEAST_0, "no_repeat_ngram_size": AT_LEAST_0,
+        "batch_size": AT_LEAST_1, "batch_tokens": AT_LEAST_0, "temperature": POSITIVE,
+        "top_k": AT_LEAST_0, "top_p": Range(0, 1, lo_open=True), "seed": FINITE}
 
     beam_size: int = 5
     n_best: int = 1
@@ -259,9 +186,14 @@ class SearchConfig(_Choices):
     top_p: float = 1.0
     seed: int = 0
 
+    def _check(self) -> None:
+        if not self.sampling and self.n_best > self.beam_size:
+            raise ValueError(f"search.n_best must be in [1, beam_size={self.beam_size}], "
+                             f"got {self.n_best}")
+
 
 @dataclass
-class TrainConfig(_Choices):
+class TrainConfig(_Checked):
     """Optimisation, validation and checkpointing.
 
     The defaults are the shipped CPU preset (``conf/train/default.yaml`` adds nothing).
@@ -316,6 +248,16 @@ class TrainConfig(_Choices):
     _choices: ClassVar[dict[str, type[Choice]]] = {
         "precision": Precision, "optimizer": Optimizer, "schedule": Schedule,
         "best_metric": BestMetric}
+    _ranges: ClassVar[dict[str, Range]] = {
+        "threads": AT_LEAST_0, "max_tokens": AT_LEAST_1, "accum_steps": AT_LEAST_1,
+        "lr": POSITIVE, "weight_decay": AT_LEAST_0, "clip_norm": FINITE,
+        "label_smoothing": FRACTION, "warmup_steps": AT_LEAST_0,
+        "lr_decay": Range(0, 1, lo_open=True), "cooldown": Range(0, 1, lo_open=True),
+        "ema_decay": Range(0, 1, hi_open=True, note="(0 = off)"), "lr_patience": AT_LEAST_0,
+        "min_lr": AT_LEAST_0, "max_epochs": AT_LEAST_0, "max_steps": AT_LEAST_0,
+        "max_minutes": AT_LEAST_0, "validate_every": AT_LEAST_0, "validate_minutes": AT_LEAST_0,
+        "val_beam_size": AT_LEAST_1, "patience": AT_LEAST_0, "keep_last": AT_LEAST_0,
+        "keep_best": AT_LEAST_1, "log_every": AT_LEAST_1}
 
     device: str = "auto"
     precision: Precision = Precision.auto
@@ -353,9 +295,16 @@ class TrainConfig(_Choices):
     tensorboard: bool = True
     log_every: int = 20
 
+    def _check(self) -> None:
+        if len(self.betas) != 2:
+            raise ValueError(f"train.betas must hold two numbers, got {list(self.betas)}")
+        if self.max_steps <= 0 and self.max_epochs <= 0 and self.max_minutes <= 0:
+            raise ValueError("set at least one of train.max_steps, train.max_epochs, "
+                             "train.max_minutes (all are 0 = unlimited)")
+
 
 @dataclass
-class ServeConfig(_Choices):
+class ServeConfig(_Checked):
     """HTTP endpoint.
 
     Attributes:
@@ -388,8 +337,15 @@ class ServeConfig(_Choices):
         log_level: uvicorn/litserve log level (``"info"``, ``"warning"``, ...).
     """
 
-    _section: ClassVar[str] = "serve"
+    _section: ClassVar[str] = ""  # seq2seq-serve takes these keys at the top level
     _choices: ClassVar[dict[str, type[Choice]]] = {"precision": Precision}
+    _ranges: ClassVar[dict[str, Range]] = {
+        "port": Range(0, 65535), "max_batch_size": AT_LEAST_1, "batch_timeout": AT_LEAST_0,
+        "max_chars": AT_LEAST_1, "max_tokens": AT_LEAST_1, "max_texts": AT_LEAST_1,
+        "max_beam_size": AT_LEAST_1, "max_n_best": AT_LEAST_1, "max_length": AT_LEAST_1,
+        "workers_per_device": AT_LEAST_1, "length_group_ratio": AT_LEAST_0,
+        "threads": AT_LEAST_0, "timeout": POSITIVE, "max_queue": AT_LEAST_1,
+        "shutdown_grace": AT_LEAST_0}
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -427,3 +383,9 @@ class TrainJobConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 1234
     defaults: list[Any] = field(default_factory=list)
+
+
+__all__ = ["INFERENCE_PRECISION", "AttentionType", "BestMetric", "Choice", "DataConfig",
+           "LengthPenalty", "ModelConfig", "Optimizer", "Precision", "RNNType", "Range",
+           "Schedule", "SearchConfig", "ServeConfig", "SpmModelType", "TrainConfig",
+           "TrainJobConfig", "plain"]
