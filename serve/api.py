@@ -1,24 +1,32 @@
-"""The litserve ``LitAPI`` of the translation and scoring endpoints (model worker).
+"""The litserve ``LitAPI`` of the translating endpoints (model worker).
 
-``/predict`` and ``/score`` share one model worker and one queue: a validated request says
-which task it is (:class:`serve.validation.TranslateRequest`), :class:`Job` keys keep the tasks
-and search options apart, and the batch loop (:mod:`serve.batching`) cuts every dynamic batch
-into chunks of similar length. ``serve/`` holds no model code: :meth:`TranslatorAPI.setup`
-loads the checkpoint bundle(s) into a :class:`~seq2seq.inference.translator.Translator`, and
-``predict`` calls its ``translate``, ``translate_documents`` or ``score``.
+``/predict``, ``/score`` and the LibreTranslate ``/translate`` share one model worker and one
+queue, whatever the number of models: a validated request says which model and which task it
+is (:class:`serve.validation.TranslateRequest`), :class:`Job` keys keep models, tasks and search
+options apart, and the batch loop (:mod:`serve.batching`) cuts every dynamic batch into chunks
+of one key and similar length. ``serve/`` holds no model code: the
+:class:`~serve.registry.ModelRegistry` loads bundles into
+:class:`~seq2seq.inference.translator.Translator` s, and ``predict`` calls their ``translate``
+(through the :class:`~serve.cache.SentenceCache`), ``translate_documents`` or ``score``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import litserve as ls
 
 from seq2seq.config import SearchConfig, ServeConfig
+from seq2seq.inference.documents import translate_documents
 from serve.batching import LengthGroupedLoop
+from serve.cache import SentenceCache
+from serve.catalog import ModelSpec
+from serve.metrics import Metrics
+from serve.registry import ModelRegistry
 from serve.shutdown import ignore_sigint
 from serve.validation import TranslateRequest
 
@@ -36,8 +44,8 @@ class Job:
     def key(self) -> tuple:
         """Requests with equal keys can be searched (or scored) in one call."""
         s, r = self.search, self.request
-        return (r.task, s.beam_size, s.n_best, s.max_len_a, s.max_len_b, s.return_alignment,
-                s.return_scores, r.split_sentences)
+        return (r.model, r.task, s.beam_size, s.n_best, s.max_len_a, s.max_len_b,
+                s.return_alignment, s.return_scores, r.split_sentences)
 
     @property
     def length(self) -> int:
@@ -49,13 +57,17 @@ class Job:
 
 
 def search_config_for(req: TranslateRequest, base: SearchConfig) -> SearchConfig:
-    """The server's search defaults with the request's options applied.
+    """The model's search defaults with the request's options applied.
 
     ``max_length`` replaces the length budget ``max_len_a * src_len + max_len_b`` by a flat
-    ``max_length`` subwords.
+    ``max_length`` subwords; ``alternatives`` asks for that many more hypotheses (the beam
+    widened to hold them).
     """
     beam = req.beam_size if req.beam_size is not None else base.beam_size
     n_best = req.n_best if req.n_best is not None else min(base.n_best, beam)
+    if req.alternatives:
+        n_best = max(n_best, req.alternatives + 1)
+        beam = max(beam, n_best)
     cfg = replace(base, beam_size=beam, n_best=n_best, return_alignment=req.return_alignment,
                   return_scores=req.return_scores)
     if req.max_length is not None:
@@ -69,74 +81,120 @@ def _finite(x: float) -> float | None:
 
 
 class TranslatorAPI(ls.LitAPI):
-    """Translation and scoring endpoint over a checkpoint bundle (or several: an ensemble).
+    """The translating endpoints over the served models.
 
     Args:
-        checkpoint: path of the bundle, or a list of paths.
-        serve_cfg: limits and batching (``max_batch_size``, ``batch_timeout``,
-            ``length_group_ratio``, ``threads``).
-        search_cfg: default search options (per-request options override them).
+        specs: the served models (:class:`~serve.catalog.ModelSpec`, languages filled in); the
+            first is the model of a request that names none.
+        serve_cfg: limits, batching (``max_batch_size``, ``batch_timeout``,
+            ``length_group_ratio``), ``threads``, ``max_loaded``, ``cache_size``, ``metrics``.
     """
 
-    def __init__(self, checkpoint: str | list[str], serve_cfg: ServeConfig,
-                 search_cfg: SearchConfig) -> None:
+    def __init__(self, specs: Sequence[ModelSpec], serve_cfg: ServeConfig) -> None:
         super().__init__(
             max_batch_size=serve_cfg.max_batch_size,
             batch_timeout=serve_cfg.batch_timeout,
             api_path="/predict",
             loop=LengthGroupedLoop(),
         )
-        self.checkpoint = checkpoint if isinstance(checkpoint, list) else str(checkpoint)
+        self.specs = {s.id: s for s in specs}
+        self.default_model = specs[0].id
         self.serve_cfg = serve_cfg
-        self.search_cfg = search_cfg
-        self.translator = None
+        self.registry: ModelRegistry | None = None
+        self.cache = SentenceCache(serve_cfg.cache_size)
+        self.metrics = Metrics(enabled=False)
+        self.loaded_flags: Any = None  # shared with the HTTP process: 1 per model in memory
+
+    @property
+    def search_cfg(self) -> SearchConfig:
+        """The default model's search options."""
+        return self.specs[self.default_model].search
+
+    @property
+    def translator(self) -> Any:
+        """The default model's translator (loaded if it is not)."""
+        return self.registry.get(self.default_model)
 
     def setup(self, device: str) -> None:
-        """Load the bundle(s) onto ``device`` (``"cpu"`` or ``"cuda:N"``); nothing else."""
+        """Load the ``preload`` models onto ``device`` (``"cpu"`` or ``"cuda:N"``)."""
         import torch
-
-        from seq2seq.inference.translator import Translator
 
         ignore_sigint()  # the main process stops this worker last (serve/shutdown.py)
         if self.serve_cfg.threads > 0:
             torch.set_num_threads(self.serve_cfg.threads)
-        self.translator = Translator.from_checkpoint(self.checkpoint, device=device,
-                                                     precision=self.serve_cfg.precision)
-        logger.info("loaded %s (step %s) on %s", self.checkpoint, self.translator.step, device)
+        self.metrics = Metrics(self.serve_cfg.metrics)
+        self.registry = ModelRegistry(list(self.specs.values()), device,
+                                      self.serve_cfg.max_loaded, on_change=self._loaded)
+        self.registry.preload()
+
+    def _loaded(self, loaded: list[str], new: str | None) -> None:
+        self.metrics.models(loaded, new)
+        if self.loaded_flags is not None:
+            for i, model in enumerate(self.specs):
+                self.loaded_flags[i] = model in loaded
+
+    def share_loaded(self) -> None:
+        """Shared memory (one flag per model) through which the HTTP process sees which models
+        the worker holds; call before the worker starts."""
+        import multiprocessing as mp
+
+        self.loaded_flags = mp.get_context("spawn").RawArray("b", len(self.specs))
+
+    def loaded(self) -> set[str] | None:
+        """Ids of the models the worker holds (None when not shared)."""
+        if self.loaded_flags is None:
+            return None
+        return {m for m, on in zip(self.specs, self.loaded_flags, strict=True) if on}
+
+    def tick(self) -> None:
+        """Between batches: unload the models idle for too long."""
+        if self.registry is not None:
+            self.registry.unload_idle()
 
     def decode_request(self, request: dict, **kwargs: Any) -> Job:
         """A request validated in the HTTP process (:mod:`serve.validation`; its payload) ->
         :class:`Job`. Nothing is checked again here."""
         req = TranslateRequest.from_payload(request)
-        return Job(req, search_config_for(req, self.search_cfg))
+        if not req.model:
+            req = replace(req, model=self.default_model)
+        return Job(req, search_config_for(req, self.specs[req.model].search))
 
     def batch(self, inputs: list[Job]) -> list[Job]:
-        """A chunk of jobs with one search key stays a list."""
+        """A chunk of jobs with one key stays a list."""
         return inputs
 
     def predict(self, jobs: list[Job]) -> list[list]:
-        """Translate (or score) every text of every job in one call of the translator.
+        """Translate (or score) every text of every job in one call of the model's translator.
 
         Args:
-            jobs: jobs sharing one key (one chunk).
+            jobs: jobs sharing one key (one model, one chunk).
 
         Returns:
             Per job, its list of :class:`~seq2seq.inference.translator.Translation` (documents
             with ``split_sentences``).
         """
         cfg, first = jobs[0].search, jobs[0].request
+        model = first.model
+        tr = self.registry.get(model)
         texts = [t for job in jobs for t in job.request.texts]
+        self.metrics.model_call(model, len(texts))
+        hits, misses = self.cache.hits, self.cache.misses
+        translate = self.cache.bind(tr.translate, model)
         if first.task == "score":
             targets = [t for job in jobs for t in job.request.targets]
-            out = self.translator.score(texts, targets, cfg)
+            out = tr.score(texts, targets, cfg)
         elif first.split_sentences:  # documents: one search over all their sentences
-            out = self.translator.translate_documents(texts, cfg)
+            out = translate_documents(translate, texts, tr.src_lang, cfg)
         else:
             prefixes = None
             if any(job.request.prefixes for job in jobs):
                 prefixes = [p for job in jobs
                             for p in (job.request.prefixes or (None,) * len(job.request.texts))]
-            out = self.translator.translate(texts, cfg, prefixes=prefixes)
+            out = translate(texts, cfg, prefixes=prefixes)
+        self.metrics.cache(model, self.cache.hits - hits, self.cache.misses - misses)
+        sents = [s for o in out for s in (getattr(o, "sentences", None) or [o])]
+        self.metrics.translated(model, len(sents), sum(len(s.src_pieces) for s in sents),
+                                sum(len(s.tokens) for s in sents))
         result, start = [], 0
         for job in jobs:
             n = len(job.request.texts)
@@ -153,7 +211,8 @@ class TranslatorAPI(ls.LitAPI):
         With ``split_sentences`` each item is a document: its rejoined ``text`` and mean
         ``score``; a document of one sentence also carries that sentence's n-best, alignment
         and scores as before, one of several sentences carries them per sentence in
-        ``sentences``.
+        ``sentences``. With ``alternatives`` every item has ``alternatives``: other
+        translations, best first.
         """
         job, results = output
         req = job.request
@@ -162,17 +221,22 @@ class TranslatorAPI(ls.LitAPI):
         items = []
         for tr in results:
             if not req.split_sentences:
-                items.append(self._sentence_item(req, tr))
-                continue
-            sents = tr.sentences
-            if len(sents) == 1:
-                item = {**self._sentence_item(req, sents[0]), "text": tr.text}
+                item = self._sentence_item(req, tr)
+                others = [t for t, _ in tr.n_best[1:]]
             else:
-                item = {"text": tr.text, "score": _finite(tr.score)}
-                detail = (req.n_best is not None and req.n_best > 1) or req.return_alignment \
-                    or req.return_scores
-                if detail:
-                    item["sentences"] = [self._sentence_item(req, s) for s in sents]
+                sents = tr.sentences
+                if len(sents) == 1:
+                    item = {**self._sentence_item(req, sents[0]), "text": tr.text}
+                else:
+                    item = {"text": tr.text, "score": _finite(tr.score)}
+                    detail = (req.n_best is not None and req.n_best > 1) or \
+                        req.return_alignment or req.return_scores
+                    if detail:
+                        item["sentences"] = [self._sentence_item(req, s) for s in sents]
+                others = tr.alternatives(req.alternatives) if req.alternatives else []
+            if req.alternatives:
+                unique = list(dict.fromkeys(t for t in others if t and t != item["text"]))
+                item["alternatives"] = unique[:req.alternatives]
             items.append(item)
         return {"translations": items}
 

@@ -4,7 +4,8 @@ Flow of one dynamic batch (worker process)::
 
     requests (<= max_batch_size, gathered for <= batch_timeout after the first one)
       -> decode_request per request (a failure answers only that request)
-      -> group by search options (task, beam, n-best, max length, alignment, scores, split)
+      -> group by model and search options (task, beam, n-best, max length, alignment,
+         scores, split): a batch never mixes models
       -> within a group sort by source length; cut into chunks of similar length
          (longest <= length_group_ratio x shortest, <= search batch_size texts)
       -> per chunk, shortest chunk first: batch -> predict -> unbatch -> encode_response,
@@ -44,7 +45,7 @@ def plan_chunks(
     key: Callable[[T], Any],
     length: Callable[[T], int],
     size: Callable[[T], int],
-    max_texts: int,
+    max_texts: int | Callable[[T], int],
     ratio: float,
 ) -> list[list[T]]:
     """Split one dynamic batch into chunks that are searched (and answered) one after another.
@@ -60,7 +61,8 @@ def plan_chunks(
         key: search-compatibility key of an item.
         length: source length of an item (its longest text).
         size: number of texts of an item.
-        max_texts: texts per chunk (an item with more texts gets a chunk of its own).
+        max_texts: texts per chunk (an item with more texts gets a chunk of its own), or a
+            function of an item giving it for the item's key.
         ratio: allowed longest/shortest length ratio inside a chunk.
 
     Returns:
@@ -73,9 +75,10 @@ def plan_chunks(
     for group in groups.values():
         chunk: list[T] = []
         shortest = count = 0
+        limit = max_texts(group[0]) if callable(max_texts) else max_texts
         for it in sorted(group, key=length):
             n = max(length(it), MIN_GROUP_TOKENS)
-            too_many = count + size(it) > max_texts
+            too_many = count + size(it) > limit
             too_long = ratio > 0 and n > ratio * shortest
             if chunk and (too_many or too_long):
                 chunks.append((max(length(c) for c in chunk), len(chunks), chunk))
@@ -141,6 +144,8 @@ class LengthGroupedLoop(BatchedLoop):
                          transport: MessageTransport, callback_runner: CallbackRunner,
                          lit_spec: Any = None) -> None:
         while True:
+            if hasattr(lit_api, "tick"):
+                lit_api.tick()  # between batches: e.g. unload idle models
             try:
                 batch, timed_out = self.get_batch_requests(lit_api, request_queue, transport)
             except _StopLoopError:
@@ -165,7 +170,7 @@ class LengthGroupedLoop(BatchedLoop):
                 key=lambda d: d[2].key,
                 length=lambda d: d[2].length,
                 size=lambda d: len(d[2].request.texts),
-                max_texts=max(lit_api.search_cfg.batch_size, 1),
+                max_texts=lambda d: d[2].search.batch_size,
                 ratio=lit_api.serve_cfg.length_group_ratio,
             )
             for chunk in chunks:

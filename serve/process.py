@@ -28,21 +28,26 @@ class ServerProcess:
     period) ends it together with its litserve worker processes.
 
     Args:
-        checkpoint: bundle path (or a list of them: an ensemble).
+        checkpoint: bundle path (or a list of them: an ensemble); None with a ``models=FILE``
+            override.
         overrides: extra ``key=value`` overrides (e.g. ``max_batch_size=1``).
         port: port on 127.0.0.1 (a free one when None).
         log_path: file for the server's stdout/stderr (a temporary file when None).
         ready_timeout: seconds to wait for ``/health`` to answer 200.
+        env: environment variables to add (e.g. the API-keys file).
     """
 
-    def __init__(self, checkpoint: str | Path | list[str | Path],
+    def __init__(self, checkpoint: str | Path | list[str | Path] | None,
                  overrides: tuple[str, ...] | list[str] = (),
                  port: int | None = None, log_path: str | Path | None = None,
-                 ready_timeout: float = 120.0) -> None:
-        paths = checkpoint if isinstance(checkpoint, list) else [checkpoint]
-        resolved = [str(Path(p).resolve()) for p in paths]
-        self.checkpoint = resolved[0] if len(resolved) == 1 else f"[{','.join(resolved)}]"
+                 ready_timeout: float = 120.0, env: dict[str, str] | None = None) -> None:
         self.overrides = list(overrides)
+        if checkpoint is not None:
+            paths = checkpoint if isinstance(checkpoint, list) else [checkpoint]
+            resolved = [str(Path(p).resolve()) for p in paths]
+            one = resolved[0] if len(resolved) == 1 else f"[{','.join(resolved)}]"
+            self.overrides.insert(0, f"checkpoint={one}")
+        self.env = env
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ready_timeout = ready_timeout
@@ -58,11 +63,12 @@ class ServerProcess:
         """
         import requests
 
-        cmd = [sys.executable, "-m", "seq2seq.cli.serve", f"checkpoint={self.checkpoint}",
-               "host=127.0.0.1", f"port={self.port}", *self.overrides]
+        cmd = [sys.executable, "-m", "seq2seq.cli.serve", "host=127.0.0.1", f"port={self.port}",
+               *self.overrides]
+        env = {**os.environ, **self.env} if self.env else None
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

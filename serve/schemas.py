@@ -34,24 +34,60 @@ AT_LEAST_ONE = {"minimum": 1}  # documented; the upper bound is the server's (GE
 
 
 @dataclass(frozen=True)
-class Limits:
-    """The validation context: the server's limits and how to count subwords.
+class Route:
+    """The model a request goes to, and what validating it needs of that model.
 
     Attributes:
-        cfg: the limits (``max_chars``, ``max_tokens``, ``max_texts``, ``max_beam_size``,
-            ``max_n_best``, ``max_length``).
-        count_tokens: ``(text, split) -> subwords`` (of the longest sentence when ``split``);
-            None: the token limit is not checked (counts are -1).
-        default_beam_size: the beam of a request that gives none (``n_best`` must not exceed it).
+        model: its id ("" on a server that does not route).
+        count_tokens: ``(text, split) -> subwords`` with its source tokenizer (of the longest
+            sentence when ``split``); None: the token limit is not checked (counts are -1).
+        default_beam_size: its beam for a request that gives none (``n_best`` must not
+            exceed it).
     """
 
-    cfg: ServeConfig
+    model: str = ""
     count_tokens: TokenCounter | None = None
     default_beam_size: int = 1
 
     def count(self, text: str, split: bool) -> int:
         """Subwords of ``text`` (-1 without a counter)."""
         return self.count_tokens(text, split) if self.count_tokens is not None else -1
+
+
+Router = Callable[[str | None, str | None, str | None], Route]  # (model, src, tgt) -> Route
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The validation context: the server's limits and the model a request goes to.
+
+    Attributes:
+        cfg: the limits (``max_chars``, ``max_tokens``, ``max_texts``, ``max_beam_size``,
+            ``max_n_best``, ``max_length``, ``max_request_chars``).
+        count_tokens, default_beam_size: the :class:`Route` of a server with one model.
+        router: ``(model, src_lang, tgt_lang) -> Route`` on a server with a model catalog
+            (:meth:`serve.catalog.Catalog.router`; raises a 400 for a model it does not
+            serve); None: every request takes the one route above.
+    """
+
+    cfg: ServeConfig
+    count_tokens: TokenCounter | None = None
+    default_beam_size: int = 1
+    router: Router | None = None
+
+    def route(self, model: str | None, src: str | None, tgt: str | None) -> Route:
+        """The request's :class:`Route`."""
+        if self.router is not None:
+            return self.router(model, src, tgt)
+        return Route("", self.count_tokens, self.default_beam_size)
+
+    def check_total(self, texts: list[str]) -> None:
+        """All texts of one request within ``max_request_chars``."""
+        limit, total = self.cfg.max_request_chars, sum(len(t) for t in texts)
+        if 0 < limit < total:
+            raise PydanticCustomError(
+                "request_chars", "the texts have {n} characters together; the limit is {limit} "
+                                 "per request", {"n": total, "limit": limit})
 
 
 def _limits(info: ValidationInfo) -> Limits:
@@ -106,14 +142,29 @@ def _bounded(name: str) -> Callable[[int | None, ValidationInfo], int | None]:
     return check
 
 
+LANG = {"pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)?$", "max_length": 16}
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     _n_tokens: tuple[int, ...] = PrivateAttr(default=())
+    _route: Route = PrivateAttr(default_factory=Route)
+
+    model: str | None = Field(None, max_length=64, description="Id of the model to use "
+                              "(GET /models); default: the first served model.")
+    src_lang: str | None = Field(None, description="Source language code; with `tgt_lang` "
+                                 "chooses the model of that pair.", **LANG)
+    tgt_lang: str | None = Field(None, description="Target language code.", **LANG)
 
     @property
     def n_tokens(self) -> tuple[int, ...]:
         """Subwords per text, counted while validating (-1 each without a counter)."""
         return self._n_tokens
+
+    @property
+    def route(self) -> Route:
+        """The model the request goes to (set while validating)."""
+        return self._route
 
 
 class TranslateBody(_Body):
@@ -168,6 +219,7 @@ class TranslateBody(_Body):
     def _whole(self, info: ValidationInfo) -> TranslateBody:
         """One of text/texts, n-best within the beam, prefixes per text, token limits."""
         lim = _limits(info)
+        self._route = route = lim.route(self.model, self.src_lang, self.tgt_lang)
         if (self.text is None) == (self.texts is None):
             raise PydanticCustomError(
                 "text_or_texts", "give exactly one of 'text' (a string) or 'texts' (a list of "
@@ -175,15 +227,16 @@ class TranslateBody(_Body):
                 {"neither": "" if self.text is not None else "; neither was given"})
         if self.texts is not None and not self.texts:
             raise PydanticCustomError("empty_list", "'texts' is an empty list")
-        beam = self.beam_size if self.beam_size is not None else lim.default_beam_size
+        beam = self.beam_size if self.beam_size is not None else route.default_beam_size
         if self.n_best is not None and self.n_best > beam:
             raise PydanticCustomError("n_best_over_beam", "'n_best' ({n}) must not exceed the "
                                       "beam size ({beam})", {"n": self.n_best, "beam": beam})
         self._check_prefix_shape()
+        lim.check_total([t for _, t in self.named_texts()])
         split = self.split_sentences is not False
         counts = []
         for where, text in self.named_texts():
-            n = lim.count(text, split)
+            n = route.count(text, split)
             if n > lim.cfg.max_tokens:
                 raise PydanticCustomError(
                     "too_many_tokens", "{where}{part} has {n} subword tokens; the limit is "
@@ -239,6 +292,7 @@ class ScoreBody(_Body):
     def _whole(self, info: ValidationInfo) -> ScoreBody:
         """Pairs of one form, of equal length, sources with subwords within the limit."""
         lim = _limits(info)
+        self._route = route = lim.route(self.model, self.src_lang, self.tgt_lang)
         single = self.source is not None or self.target is not None
         if single == (self.sources is not None or self.targets is not None):
             raise PydanticCustomError("pair_form", "give 'source' and 'target' (strings) or "
@@ -254,9 +308,11 @@ class ScoreBody(_Body):
                 raise PydanticCustomError("pair_count", "'sources' has {n} items but 'targets' "
                                           "has {m}", {"n": len(self.sources),
                                                       "m": len(self.targets)})
+        lim.check_total([s for _, s in self.named_sources()] + (
+            [self.target] if single else list(self.targets)))
         counts = []
         for where, text in self.named_sources():
-            n = lim.count(text, False)
+            n = route.count(text, False)
             if n == 0:
                 raise PydanticCustomError("no_pieces", "{where} has no subword pieces; it cannot "
                                                        "be scored", {"where": where})

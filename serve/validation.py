@@ -32,7 +32,7 @@ from pydantic_core import ErrorDetails
 
 from seq2seq.config import ServeConfig
 from seq2seq.inference.documents import split_document
-from serve.schemas import Limits, ScoreBody, TranslateBody, json_type
+from serve.schemas import Limits, Router, ScoreBody, TranslateBody, json_type
 
 ALLOWED_FIELDS = tuple(TranslateBody.model_fields)
 SCORE_FIELDS = tuple(ScoreBody.model_fields)
@@ -65,8 +65,11 @@ class TranslateRequest:
         return_scores: return per-token log-probs (``/score``: ``token_scores``).
         prefixes: per text a target prefix (``""`` for none), or None; implies one segment
             per text.
-        task: ``"translate"`` (``/predict``) or ``"score"`` (``/score``).
+        task: ``"translate"`` (``/predict``, ``/translate``) or ``"score"`` (``/score``).
         targets: the translations to score (``/score``).
+        model: id of the model to use ("" on a server with one model and no catalog).
+        alternatives: also return this many other translations per text, the next best ones
+            rejoined per document (LibreTranslate's ``alternatives``).
     """
 
     texts: tuple[str, ...]
@@ -81,6 +84,8 @@ class TranslateRequest:
     prefixes: tuple[str, ...] | None = None
     task: str = "translate"
     targets: tuple[str, ...] | None = None
+    model: str = ""
+    alternatives: int = 0
 
     def to_payload(self) -> dict:
         """Plain-dict form that travels through litserve's request queue."""
@@ -185,22 +190,26 @@ def validate_payload(
     cfg: ServeConfig,
     count_tokens: Callable[[str, bool], int] | None = None,
     default_beam_size: int = 1,
+    router: Router | None = None,
 ) -> TranslateRequest:
     """Check a decoded ``POST /predict`` body (:class:`~serve.schemas.TranslateBody`).
 
     Args:
         payload: the decoded JSON value.
         cfg: limits (``max_chars``, ``max_tokens``, ``max_texts``, ``max_beam_size``,
-            ``max_n_best``, ``max_length``).
+            ``max_n_best``, ``max_length``, ``max_request_chars``).
         count_tokens: ``(text, split) -> subwords`` (of the longest sentence when ``split``;
             :func:`token_counter`); without it the token limit is not checked.
         default_beam_size: beam used when the request gives none (to check ``n_best`` against).
+        router: a catalog's router (:class:`~serve.schemas.Limits`): the chosen model's
+            counter and beam replace the two above.
 
     Raises:
-        RequestError: 400 when the body is not an object, 422 for any field problem.
+        RequestError: 400 when the body is not an object or names a model not served, 422 for
+            any field problem.
     """
-    body = validate_body(TranslateBody, payload, Limits(cfg, count_tokens, default_beam_size),
-                         '{"text": "..."}')
+    body = validate_body(TranslateBody, payload,
+                         Limits(cfg, count_tokens, default_beam_size, router), '{"text": "..."}')
     assert isinstance(body, TranslateBody)
     prefixes = body.prefixes
     return TranslateRequest(
@@ -214,6 +223,7 @@ def validate_payload(
         split_sentences=body.split_sentences is not False and prefixes is None,
         return_scores=bool(body.return_scores),
         prefixes=prefixes,
+        model=body.route.model,
     )
 
 
@@ -221,6 +231,7 @@ def validate_score_payload(
     payload: object,
     cfg: ServeConfig,
     count_tokens: Callable[[str, bool], int] | None = None,
+    router: Router | None = None,
 ) -> TranslateRequest:
     """Check a decoded ``POST /score`` body (:class:`~serve.schemas.ScoreBody`).
 
@@ -231,7 +242,7 @@ def validate_score_payload(
         RequestError: 400 when the body is not an object, 422 for any field problem (a source
             with no subword pieces, which cannot be scored, included).
     """
-    body = validate_body(ScoreBody, payload, Limits(cfg, count_tokens),
+    body = validate_body(ScoreBody, payload, Limits(cfg, count_tokens, router=router),
                          '{"source": "...", "target": "..."}')
     assert isinstance(body, ScoreBody)
     single = body.source is not None
@@ -239,7 +250,7 @@ def validate_score_payload(
         texts=tuple(s for _, s in body.named_sources()), n_tokens=body.n_tokens, single=single,
         split_sentences=False, task="score",
         targets=(body.target,) if single else tuple(body.targets),
-        return_scores=bool(body.token_scores))
+        return_scores=bool(body.token_scores), model=body.route.model)
 
 
 def token_counter(tok: object, lang: str) -> Callable[[str, bool], int]:

@@ -122,6 +122,32 @@ def tiny_bundle(tiny_corpus: dict[str, Path], tmp_path_factory: pytest.TempPathF
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_bundle_en_de(tiny_corpus: dict[str, Path],
+                      tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reverse of :func:`tiny_bundle`: English -> German, trained the same way."""
+    from seq2seq.checkpoint import save_bundle
+
+    bundle = build_tiny_bundle({"src_train": tiny_corpus["tgt_train"],
+                                "tgt_train": tiny_corpus["src_train"]})
+    bundle["meta"].update(src_lang="en", tgt_lang="de")
+    path = tmp_path_factory.mktemp("tiny_bundle_en_de") / "best.pt"
+    save_bundle(path, bundle)
+    return path
+
+
+@pytest.fixture(scope="session")
+def two_models(tiny_bundle: Path, tiny_bundle_en_de: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models file serving ``de-en`` (:func:`tiny_bundle`, the default) and ``en-de``
+    (:func:`tiny_bundle_en_de`, beam 3, loaded on first use)."""
+    path = tmp_path_factory.mktemp("two_models") / "models.yaml"
+    path.write_text(f"- id: de-en\n  checkpoint: {tiny_bundle}\n"
+                    f"- id: en-de\n  checkpoint: {tiny_bundle_en_de}\n"
+                    "  search: {beam_size: 3}\n  preload: false\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture()
 def one_thread():
     """torch on one thread for this test: a multi-threaded GEMM splits rows by the batch's size,

@@ -19,6 +19,7 @@ import pytest
 from seq2seq.config import SearchConfig, ServeConfig
 from serve.api import Job, TranslatorAPI, search_config_for
 from serve.batching import LengthGroupedLoop, plan_chunks
+from serve.catalog import Catalog, single_model
 from serve.validation import TranslateRequest, token_counter, validate_payload
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,8 +75,9 @@ def test_search_config_for_applies_request_options():
 
 @pytest.fixture(scope="module")
 def api(tiny_bundle: Path) -> TranslatorAPI:
-    a = TranslatorAPI(str(tiny_bundle), ServeConfig(max_batch_size=8, batch_timeout=0.0),
-                      SERVER_SEARCH)
+    cfg = ServeConfig(max_batch_size=8, batch_timeout=0.0, metrics=False)
+    specs = Catalog([single_model(tiny_bundle, cfg, SERVER_SEARCH)]).specs
+    a = TranslatorAPI(specs, cfg)
     a.setup("cpu")
     return a
 
@@ -186,6 +188,44 @@ def test_loop_answers_failing_requests_alone_and_short_chunks_first(api, expecte
     assert by_uid["beam1"][0]["translations"][0]["text"] == greedy.text
     order = [uid for uid, _, _ in sent]
     assert order.index("short") < order.index("long")  # the short chunk is answered first
+
+
+def test_one_worker_serves_two_models_and_a_chunk_never_mixes_them(
+        tiny_bundle, tiny_bundle_en_de, two_models):
+    """A dynamic batch with requests for both models: each model call holds one model's texts
+    and every answer is that model's translation."""
+    from seq2seq.inference.translator import Translator
+    from serve.catalog import read_models_file
+
+    cfg = ServeConfig(max_batch_size=16, batch_timeout=0.0, metrics=False)
+    catalog = Catalog(read_models_file(two_models, cfg, SearchConfig()))
+    two = TranslatorAPI(catalog.specs, cfg)
+    two.setup("cpu")
+    assert two.registry.loaded == ["de-en"]  # en-de: preload false
+    calls = []
+    real = two.predict
+    two.predict = lambda jobs: calls.append({j.request.model for j in jobs}) or real(jobs)
+    router = catalog.router()
+
+    def payload(body: dict) -> dict:
+        return validate_payload(body, cfg, router=router).to_payload()
+
+    en = "And God said, Let there be light."
+    sent = run_loop(two, {"a": payload({"text": SHORT}),
+                          "b": payload({"text": en, "model": "en-de"}),
+                          "c": payload({"texts": [SHORT, LONG], "src_lang": "de",
+                                        "tgt_lang": "en"}),
+                          "d": payload({"text": en, "src_lang": "en", "tgt_lang": "de"})})
+    assert all(len(models) == 1 for models in calls) and {m for c in calls for m in c} == {
+        "de-en", "en-de"}
+    by_uid = {uid: data["translations"] for uid, data, _ in sent}
+    de_en = Translator.from_checkpoint(tiny_bundle)
+    en_de = Translator.from_checkpoint(tiny_bundle_en_de)
+    one = lambda tr, t, beam: tr.translate_documents([t], SearchConfig(beam_size=beam))[0].text  # noqa: E731
+    assert [t["text"] for t in by_uid["a"]] == [one(de_en, SHORT, 5)]
+    assert [t["text"] for t in by_uid["c"]] == [one(de_en, SHORT, 5), one(de_en, LONG, 5)]
+    assert by_uid["b"] == by_uid["d"] and by_uid["b"][0]["text"] == one(en_de, en, 3)
+    assert sorted(two.registry.loaded) == ["de-en", "en-de"]
 
 
 # --------------------------------------------------------------------- end to end (real server)
@@ -572,3 +612,89 @@ def test_every_entry_point_gives_the_same_text_and_scores_by_default(tiny_bundle
                 assert got["log_prob"] == pytest.approx(t.log_prob, abs=1e-4)
                 assert got["score"] == pytest.approx(t.score, abs=1e-4)
     assert same_pieces >= 2
+
+
+# ------------------------------------------------------------ many models, CORS (real server)
+@pytest.fixture(scope="module")
+def two_server(two_models: Path):
+    from serve.process import ServerProcess
+
+    with ServerProcess(None, [f"models={two_models}", "threads=1", "log_level=warning",
+                              "cors_origins=[http://allowed.example]", "max_loaded=1"],
+                       ready_timeout=180) as proc:
+        yield proc
+
+
+@pytest.mark.slow
+def test_models_and_info_per_model(two_server):
+    import requests
+
+    models = requests.get(two_server.url + "/models", timeout=10).json()["models"]
+    assert [(m["id"], m["source"], m["target"], m["search"]["beam_size"]) for m in models] == [
+        ("de-en", "de", "en", 5), ("en-de", "en", "de", 3)]
+    assert [m["loaded"] for m in models] == [True, False]
+    info = requests.get(two_server.url + "/info?model=en-de", timeout=10).json()
+    assert (info["model"]["id"], info["model"]["src_lang"], info["search"]["beam_size"]) == (
+        "en-de", "en", 3)
+    assert info["models"] == ["de-en", "en-de"] and info["server"]["max_loaded"] == 1
+    r = requests.get(two_server.url + "/info?model=fr-en", timeout=10)
+    assert r.status_code == 400 and "served: de-en (de→en), en-de (en→de)" in r.json()["detail"]
+    r = requests.post(two_server.url + "/predict", json={"text": "God.", "model": "en-de"},
+                      timeout=60)
+    assert r.status_code == 200
+    # max_loaded=1: en-de took de-en's place
+    assert [m["loaded"] for m in requests.get(two_server.url + "/models",
+                                              timeout=10).json()["models"]] == [False, True]
+    r = requests.post(two_server.url + "/predict", json={"text": "x", "model": "xx"}, timeout=60)
+    assert r.status_code == 400 and r.json()["detail"].startswith("unknown model 'xx'; served:")
+
+
+@pytest.mark.slow
+def test_cors_allow_list(two_server):
+    import requests
+
+    pre = {"Origin": "http://allowed.example", "Access-Control-Request-Method": "POST",
+           "Access-Control-Request-Headers": "content-type"}
+    r = requests.options(two_server.url + "/translate", headers=pre, timeout=10)
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "http://allowed.example"
+    r = requests.options(two_server.url + "/translate",
+                         headers={**pre, "Origin": "http://evil.example"}, timeout=10)
+    assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
+    r = requests.get(two_server.url + "/languages", headers={"Origin": "http://allowed.example"},
+                     timeout=10)
+    assert r.headers["access-control-allow-origin"] == "http://allowed.example"
+
+
+@pytest.mark.slow
+def test_demo_page_picks_a_model(two_server, tiny_bundle_en_de):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    from seq2seq.inference.translator import Translator
+
+    en = "And God said."
+    want = Translator.from_checkpoint(tiny_bundle_en_de).translate_documents(
+        [en], SearchConfig(beam_size=3))[0].text
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            page = browser.new_page()
+            page.goto(two_server.url + "/", wait_until="load")
+            page.wait_for_function("document.getElementById('models').options.length === 2")
+            assert page.text_content("#models option") == "de-en (de → en)"
+            page.select_option("#models", "en-de")
+            page.wait_for_function("document.getElementById('model').textContent"
+                                   ".startsWith('en → de')")
+            assert page.input_value("#beam") == "3"
+            page.fill("#source", en)
+            page.click("#translate")
+            page.wait_for_function("document.getElementById('result').textContent !== '…' && "
+                                   "document.getElementById('result').textContent !== ''",
+                                   timeout=30_000)
+            assert page.text_content("#result") == want
+        finally:
+            browser.close()

@@ -211,3 +211,118 @@ def test_config_reprs_hide_the_keys() -> None:
 
     for cfg in (ServeConfig(api_keys=["k-secret-1"]), ServeJobConfig(api_keys=["k-secret-1"])):
         assert "k-secret-1" not in repr(cfg) and "<1 keys>" in repr(cfg)
+
+
+# ---------------------------------------------------------------------- per-key limits (unit)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_limits_in_the_keys_file(tmp_path: Path) -> None:
+    f = tmp_path / "keys"
+    f.write_text("plain\nlimited requests_per_minute=60 chars_per_day=500 texts_per_request=4\n",
+                 encoding="utf-8")
+    plain, limited = load_api_keys([], {KEYS_FILE_ENV: str(f)})
+    assert (plain, plain.requests_per_minute, plain.chars_per_day) == ("plain", 0, 0)
+    assert (limited.requests_per_minute, limited.chars_per_day, limited.texts_per_request) == (
+        60, 500, 4)
+    f.write_text("secret-key rpm=60\n", encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        load_api_keys([], {KEYS_FILE_ENV: str(f)})
+    assert "line 1: unknown limit 'rpm'" in str(err.value) and "secret-key" not in str(err.value)
+    f.write_text("k chars_per_day=-5\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="chars_per_day must be a whole number >= 0, got '-5'"):
+        load_api_keys([], {KEYS_FILE_ENV: str(f)})
+
+
+def _limited_admission(clock: Clock, utcnow=None) -> Admission:
+    from serve.admission import ApiKey
+
+    key = ApiKey.parse("lim requests_per_minute=60 chars_per_day=1000 texts_per_request=4", "t")
+    kw = {"utcnow": utcnow} if utcnow else {}
+    return Admission([key, "free"], max_queue=8, clock=clock, **kw)
+
+
+def test_requests_per_minute_is_a_sliding_window_per_key() -> None:
+    from serve.admission import LimitExceeded
+
+    clock = Clock()
+    adm = _limited_admission(clock)
+    lim, free = adm.identify(_request("Bearer lim")), adm.identify(_request("Bearer free"))
+    answered = refused = 0
+    for i in range(120):  # 120 requests spread over 59 seconds
+        clock.now = 1000.0 + i * 59 / 119
+        try:
+            adm.charge_request(lim)
+            answered += 1
+        except LimitExceeded as e:
+            refused += 1
+            assert e.status_code == 429 and e.limit == "requests_per_minute"
+            assert 1 <= int(e.headers["Retry-After"]) <= 60
+            assert "60 requests per minute" in e.detail and "lim" not in e.detail.split(";")[0][:3]
+        adm.charge_request(free)  # another key: never limited
+    assert (answered, refused) == (60, 60)
+    clock.now = 1000.0 + 60.01  # the first request left the window: one more fits
+    adm.charge_request(lim)
+
+
+def test_texts_per_request_and_chars_per_day() -> None:
+    import datetime as dt
+
+    from serve.admission import LimitExceeded
+
+    now = [dt.datetime(2026, 12, 3, 23, 59, 0, tzinfo=dt.timezone.utc)]
+    adm = _limited_admission(Clock(), utcnow=lambda: now[0])
+    lim = adm.identify(_request("Bearer lim"))
+    with pytest.raises(LimitExceeded) as err:
+        adm.charge_texts(lim, texts=5, chars=10)
+    assert (err.value.status_code, err.value.headers) == (400, None)
+    assert "4 texts per request; this request has 5" in err.value.detail
+    adm.charge_texts(lim, texts=2, chars=900)
+    with pytest.raises(LimitExceeded) as err:
+        adm.charge_texts(lim, texts=1, chars=200)
+    assert err.value.status_code == 429 and err.value.headers == {"Retry-After": "60"}
+    assert "1000 characters per day (900 used today, this request has 200)" in err.value.detail
+    now[0] += dt.timedelta(minutes=2)  # a new UTC day
+    adm.charge_texts(lim, texts=1, chars=1000)
+    adm.charge_texts(adm.identify(_request("Bearer free")), texts=99, chars=10**6)
+
+
+@pytest.mark.slow
+def test_a_key_limited_to_60_a_minute_gets_60_answers_of_120_and_others_all(
+        two_models: Path, tmp_path: Path) -> None:
+    """Two models, two keys: 120 requests of the limited key within a minute, interleaved with
+    the other key's: exactly 60 answered 200, 60 refused 429 with Retry-After naming the
+    limit; every request of the other key 200."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serve.process import ServerProcess
+
+    keys = tmp_path / "keys"
+    keys.write_text("lim-4e1a requests_per_minute=60\nfree-9b2c\n", encoding="utf-8")
+    with ServerProcess(None, [f"models={two_models}", "threads=1", "log_level=warning"],
+                       env={KEYS_FILE_ENV: str(keys)}, ready_timeout=180) as srv:
+        def call(i: int) -> tuple[str, requests.Response]:
+            key = "lim-4e1a" if i % 2 == 0 else "free-9b2c"
+            body = {"text": SHORT, "model": "de-en" if i % 4 < 2 else "en-de", "beam_size": 1}
+            return key, _post(srv.url, body, key=key)
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(call, range(240)))
+        assert time.monotonic() - start < 55  # all within the limited key's minute
+        lim = [r for k, r in results if k == "lim-4e1a"]
+        free = [r for k, r in results if k == "free-9b2c"]
+        assert sorted(r.status_code for r in lim) == [200] * 60 + [429] * 60
+        for r in lim:
+            if r.status_code == 429:
+                assert 1 <= int(r.headers["Retry-After"]) <= 60
+                assert "60 requests per minute" in r.json()["detail"]
+        assert [r.status_code for r in free] == [200] * 120
+        metrics = requests.get(srv.url + "/metrics", timeout=10).text
+        assert 'seq2seq_limited_total{limit="requests_per_minute"} 60.0' in metrics
+        assert "lim-4e1a" not in metrics and "free-9b2c" not in metrics

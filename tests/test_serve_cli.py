@@ -15,14 +15,33 @@ def _serve(*args: str) -> subprocess.CompletedProcess:
 
 def test_missing_checkpoint_names_the_key() -> None:
     out = _serve()
-    assert out.returncode != 0
-    assert "seq2seq-serve: give the bundle to serve, e.g. checkpoint=" in out.stderr
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("seq2seq-serve: error: give the bundle to serve "
+                                  "(checkpoint=PATH, or a list: an ensemble) or a models file "
+                                  "(models=FILE), not both")
 
 
 def test_absent_file_and_unknown_key_are_named(tmp_path: Path, tiny_bundle: Path) -> None:
     missing = tmp_path / "nope.pt"
     out = _serve(f"checkpoint={missing}")
     assert out.returncode != 0
-    assert f"seq2seq-serve: checkpoint {missing} does not exist" in out.stderr
+    assert out.stderr.strip().endswith(f"seq2seq-serve: error: checkpoint {missing} does not "
+                                       "exist")
     out = _serve(f"checkpoint={tiny_bundle}", "max_queu=3")
     assert out.returncode != 0 and "max_queu" in out.stderr
+
+
+def test_a_bad_models_file_names_the_entry_and_the_key(tmp_path: Path, tiny_bundle: Path) -> None:
+    models = tmp_path / "models.yaml"
+    models.write_text(f"- id: de-en\n  checkpoint: {tiny_bundle}\n  serach: {{beam_size: 2}}\n",
+                      encoding="utf-8")
+    out = _serve(f"models={models}")
+    assert out.returncode != 0
+    assert f"seq2seq-serve: error: models={models}: models[0].serach: Extra inputs are not " \
+           "permitted" in out.stderr
+    models.write_text(f"- id: de-en\n  checkpoint: {tiny_bundle}\n  search: {{beam_size: 0}}\n",
+                      encoding="utf-8")
+    out = _serve(f"models={models}")
+    assert "models[0].search: search.beam_size must be >= 1, got 0" in out.stderr
+    out = _serve(f"models={models}", f"checkpoint={tiny_bundle}")
+    assert "not both" in out.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -51,6 +52,9 @@ FIELD_VALUE = {
     "return_scores": st.one_of(st.booleans(), JSON),
     "split_sentences": st.one_of(st.booleans(), JSON),
     "target_prefix": st.one_of(TEXT, st.lists(TEXT, max_size=10), JSON),
+    "model": st.one_of(TEXT, JSON, st.sampled_from(["de-en", "en-de", "x"])),
+    "src_lang": st.one_of(TEXT, JSON, st.sampled_from(["de", "en", "fr"])),
+    "tgt_lang": st.one_of(TEXT, JSON, st.sampled_from(["de", "en", "fr"])),
 }
 assert set(FIELD_VALUE) == set(ALLOWED_FIELDS)  # every field of the request model is thrown at
 REQUEST = st.fixed_dictionaries({}, optional={k: v for k, v in FIELD_VALUE.items()})
@@ -59,6 +63,8 @@ SCORE_VALUE = {
     "sources": st.one_of(st.lists(TEXT, max_size=10), JSON),
     "targets": st.one_of(st.lists(TEXT, max_size=10), JSON),
     "token_scores": st.one_of(st.booleans(), JSON),
+    "model": FIELD_VALUE["model"], "src_lang": FIELD_VALUE["src_lang"],
+    "tgt_lang": FIELD_VALUE["tgt_lang"],
 }
 assert set(SCORE_VALUE) == set(SCORE_FIELDS)
 SCORE_REQUEST = st.one_of(
@@ -84,16 +90,42 @@ def bodies(request: st.SearchStrategy) -> st.SearchStrategy:
     )
 
 
-BODIES = {"/predict": bodies(st.one_of(REQUEST, VALID_PREDICT)), "/score": bodies(SCORE_REQUEST)}
+LT_VALUE = {  # LibreTranslate's /translate: lenient types, as its own server reads them
+    "q": st.one_of(TEXT, st.lists(TEXT, max_size=6), JSON),
+    "source": st.one_of(st.sampled_from(["de", "en", "auto", "fr", "DE", ""]), JSON),
+    "target": st.one_of(st.sampled_from(["de", "en", "fr", ""]), JSON),
+    "format": st.one_of(st.sampled_from(["text", "html", "xml"]), JSON),
+    "alternatives": st.one_of(st.integers(-3, 9), TEXT, JSON),
+    "api_key": st.one_of(TEXT, JSON),
+}
+LT_REQUEST = st.fixed_dictionaries({}, optional=LT_VALUE)
+VALID_LT = st.fixed_dictionaries(
+    {"q": st.sampled_from(["Gott", SHORT, "Und Gott sprach. Amen.", "God said."]),
+     "source": st.sampled_from(["de", "en", "auto"]), "target": st.sampled_from(["de", "en"])},
+    optional={"alternatives": st.integers(0, 2)})
+
+
+def lt_bodies() -> st.SearchStrategy:
+    """JSON bodies and the same as forms (the content type comes with the body)."""
+    form = st.one_of(LT_REQUEST, VALID_LT).map(
+        lambda d: (urlencode({k: v if isinstance(v, str) else json.dumps(v) for k, v in d.items()},
+                             errors="surrogatepass").encode(),
+                   "application/x-www-form-urlencoded"))
+    return st.one_of(bodies(st.one_of(LT_REQUEST, VALID_LT)).map(lambda b: (b, None)), form)
+
+
+BODIES = {"/predict": bodies(st.one_of(REQUEST, VALID_PREDICT)), "/score": bodies(SCORE_REQUEST),
+          "/translate": lt_bodies()}
 
 
 @pytest.fixture(scope="module")
-def server(tiny_bundle: Path):
+def server(two_models: Path):
     from serve.server import ServerProcess
 
-    overrides = ["max_chars=300", "max_tokens=100", "max_texts=8", "max_beam_size=6",
-                 "max_length=60", "log_level=warning", "search.beam_size=2", "threads=1"]
-    with ServerProcess(tiny_bundle, overrides) as proc:
+    overrides = [f"models={two_models}", "max_chars=300", "max_tokens=100", "max_texts=8",
+                 "max_beam_size=6", "max_length=60", "log_level=warning", "search.beam_size=2",
+                 "threads=1"]
+    with ServerProcess(None, overrides) as proc:
         yield proc
 
 
@@ -105,24 +137,27 @@ def _canary(server) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("endpoint", "key", "examples"), [("/predict", "translations", 400),
-                                                          ("/score", "scores", 250)])
+                                                          ("/score", "scores", 250),
+                                                          ("/translate", "translatedText", 300)])
 def test_no_client_input_gets_a_5xx(server, endpoint: str, key: str, examples: int) -> None:
     before = _canary(server)
     seen: dict[int, int] = {}
+    error = "error" if endpoint == "/translate" else "detail"
 
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(body=BODIES[endpoint])
-    def check(body: bytes) -> None:
+    def check(body: bytes | tuple[bytes, str | None]) -> None:
+        body, ctype = body if isinstance(body, tuple) else (body, None)
         r = requests.post(server.url + endpoint, data=body, timeout=60,
-                          headers={"Content-Type": "application/json"})
+                          headers={"Content-Type": ctype or "application/json"})
         seen[r.status_code] = seen.get(r.status_code, 0) + 1
         assert r.status_code == 200 or 400 <= r.status_code < 500, (body[:300], r.text[:300])
         payload = r.json()
         if r.status_code == 200:
-            assert isinstance(payload[key], list) and payload[key]
+            assert isinstance(payload[key], list if endpoint != "/translate" else (str, list))
         else:
-            assert isinstance(payload["detail"], str) and payload["detail"]
+            assert isinstance(payload[error], str) and payload[error]
 
     check()
     assert seen.get(200, 0) > 0 and sum(v for k, v in seen.items() if k != 200) > 0, seen

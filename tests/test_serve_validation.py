@@ -51,7 +51,8 @@ def test_list_with_all_options_round_trips_to_payload():
                                 "n_best": 3, "max_length": 7, "return_alignment": True,
                                 "single": False, "split_sentences": False,
                                 "return_scores": True, "prefixes": ["x y", ""],
-                                "task": "translate", "targets": None}
+                                "task": "translate", "targets": None, "model": "",
+                                "alternatives": 0}
     assert TranslateRequest.from_payload(req.to_payload()) == req
     # the payload is plain JSON data (it crosses a process boundary)
     assert json.loads(json.dumps(req.to_payload())) == req.to_payload()

@@ -324,10 +324,24 @@ class ServeConfig(_Checked):
             answered 504 (one picked up in time is finished).
         max_queue: requests accepted at once (queued or being translated); beyond it ``503``
             with ``Retry-After``.
-        api_keys: when non-empty, ``/predict`` needs ``Authorization: Bearer <key>`` with one of
-            these (else 401); ``/health``, ``/info`` and the demo page stay open. Also read, one
-            per line, from the file named by the environment variable ``SEQ2SEQ_API_KEYS_FILE``
-            (keeps keys off the command line). Keys never appear in ``/info``, logs or errors.
+        max_request_chars: characters of all texts of one request together (0 = no limit
+            beyond ``max_texts * max_chars``).
+        api_keys: when non-empty, the translating endpoints need a key (``Authorization:
+            Bearer <key>``, or ``api_key`` in a LibreTranslate body) with one of these (else
+            401/403); ``/health``, ``/info`` and the demo page stay open. Also read, one per line
+            with optional per-key limits, from the file named by the environment variable
+            ``SEQ2SEQ_API_KEYS_FILE`` (keeps keys off the command line; :mod:`serve.admission`).
+            Keys never appear in ``/info``, logs, metrics or errors.
+        max_loaded: models held in memory at once (least recently used unloaded first; 0 =
+            every served model).
+        cache_size: translated sentences kept per server (least recently used dropped first;
+            0 = no cache); a repeated sentence with the same model and search options is
+            answered from it, byte for byte what searching again gives.
+        cors_origins: browser origins allowed to call the API (CORS; ``["*"]``: any origin);
+            empty: no CORS headers.
+        metrics: serve Prometheus metrics at ``GET /metrics``.
+        metrics_token: when set (or the environment variable ``SEQ2SEQ_METRICS_TOKEN``),
+            ``/metrics`` needs ``Authorization: Bearer <token>``.
         precision: the model worker's precision: :data:`INFERENCE_PRECISION` (fp32) unless set;
             ``"auto"`` (bf16 where the device has native bf16 matrix support, else fp32),
             ``"bf16"`` or ``"fp16"`` (CUDA).
@@ -345,7 +359,8 @@ class ServeConfig(_Checked):
         "max_beam_size": AT_LEAST_1, "max_n_best": AT_LEAST_1, "max_length": AT_LEAST_1,
         "workers_per_device": AT_LEAST_1, "length_group_ratio": AT_LEAST_0,
         "threads": AT_LEAST_0, "timeout": POSITIVE, "max_queue": AT_LEAST_1,
-        "shutdown_grace": AT_LEAST_0}
+        "shutdown_grace": AT_LEAST_0, "max_request_chars": AT_LEAST_0, "max_loaded": AT_LEAST_0,
+        "cache_size": AT_LEAST_0}
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -362,15 +377,22 @@ class ServeConfig(_Checked):
     threads: int = 0
     timeout: float = 60.0
     max_queue: int = 256
+    max_request_chars: int = 0
     api_keys: list[str] = field(default_factory=list)
     precision: Precision = INFERENCE_PRECISION
     shutdown_grace: float = 20.0
     log_level: str = "info"
+    max_loaded: int = 0
+    cache_size: int = 10000
+    cors_origins: list[str] = field(default_factory=list)
+    metrics: bool = True
+    metrics_token: str | None = None
 
-    def __repr__(self) -> str:  # never print the keys
+    def __repr__(self) -> str:  # never print the keys or the metrics token
         shown = {k: str(v) if isinstance(v, Choice) else v for k, v in self.__dict__.items()
-                 if k != "api_keys"}
-        return f"{type(self).__name__}({shown}, api_keys=<{len(self.api_keys)} keys>)"
+                 if k not in ("api_keys", "metrics_token")}
+        return (f"{type(self).__name__}({shown}, api_keys=<{len(self.api_keys)} keys>, "
+                f"metrics_token=<{'set' if self.metrics_token else 'none'}>)")
 
 
 @dataclass

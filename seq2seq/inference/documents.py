@@ -91,11 +91,28 @@ class DocumentTranslation:
         text: the translation, with the source's line breaks and whitespace.
         sentences: the per-sentence :class:`~seq2seq.inference.translator.Translation` s.
         score: mean length-normalised score of the sentences (0.0 without sentences).
+        layout: the source's layout (None when the text was not split).
     """
 
     text: str
     sentences: list = field(default_factory=list)
     score: float = 0.0
+    layout: Layout | None = None
+
+    def alternatives(self, n: int) -> list[str]:
+        """Up to ``n`` other translations of the document: for ``k = 2, 3, ...`` every
+        sentence's ``k``-th best hypothesis (its last one where it has fewer), rejoined with the
+        layout; distinct, and never the translation itself (needs ``n_best > 1`` search)."""
+        out: list[str] = []
+        depth = max((len(s.n_best) for s in self.sentences), default=0)
+        for k in range(1, depth):
+            if len(out) >= n or self.layout is None:
+                break
+            text = self.layout.rejoin([s.n_best[min(k, len(s.n_best) - 1)][0]
+                                       for s in self.sentences])
+            if text != self.text and text not in out:
+                out.append(text)
+        return out
 
 
 def translate_documents(translate: Callable[..., list], texts: Sequence[str], lang: str,
@@ -127,7 +144,7 @@ def translate_documents(translate: Callable[..., list], texts: Sequence[str], la
         sents = out[start:start + n]
         start += n
         score = sum(t.score for t in sents) / n if n else 0.0
-        docs.append(DocumentTranslation(lay.rejoin([t.text for t in sents]), sents, score))
+        docs.append(DocumentTranslation(lay.rejoin([t.text for t in sents]), sents, score, lay))
     return docs
 
 
