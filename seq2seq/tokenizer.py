@@ -138,6 +138,11 @@ class Tokenizer:
         """Decode piece ids to text; PAD/BOS/EOS are ignored, UNK becomes `` ⁇ ``."""
         return self._sp.decode([int(i) for i in ids])
 
+    def normalize(self, text: str) -> str:
+        """``text`` as the model sees it before cutting it into pieces (sentencepiece's
+        normaliser: NFKC, whitespace runs collapsed, ends trimmed), with plain spaces."""
+        return self._sp.normalize(text).replace("\u2581", " ").strip()
+
     def pieces(self, text: str) -> list[str]:
         """Subword pieces of ``text`` (for attention plots)."""
         return self._sp.encode(text, out_type=str)

@@ -22,6 +22,8 @@ import litserve as ls
 
 from seq2seq.config import SearchConfig, ServeConfig
 from seq2seq.inference.documents import translate_documents
+from seq2seq.inference.glossary import Glossary
+from seq2seq.inference.markup import translate_markup
 from serve.batching import LengthGroupedLoop
 from serve.cache import SentenceCache
 from serve.catalog import ModelSpec
@@ -45,7 +47,8 @@ class Job:
         """Requests with equal keys can be searched (or scored) in one call."""
         s, r = self.search, self.request
         return (r.model, r.task, s.beam_size, s.n_best, s.max_len_a, s.max_len_b,
-                s.return_alignment, s.return_scores, r.split_sentences)
+                s.return_alignment, s.return_scores, r.split_sentences, r.format,
+                tuple(sorted((r.glossary or {}).items())))
 
     @property
     def length(self) -> int:
@@ -159,6 +162,13 @@ class TranslatorAPI(ls.LitAPI):
             req = replace(req, model=self.default_model)
         return Job(req, search_config_for(req, self.specs[req.model].search))
 
+    def glossary(self, model: str, extra: dict[str, str] | None) -> Glossary | None:
+        """The model's glossary extended by a request's (None when both are empty)."""
+        terms = self.specs[model].glossary
+        if not terms and not extra:
+            return None
+        return Glossary(terms).extended(extra)
+
     def batch(self, inputs: list[Job]) -> list[Job]:
         """A chunk of jobs with one key stays a list."""
         return inputs
@@ -177,20 +187,26 @@ class TranslatorAPI(ls.LitAPI):
         model = first.model
         tr = self.registry.get(model)
         texts = [t for job in jobs for t in job.request.texts]
+        glossary = self.glossary(model, first.glossary)
         self.metrics.model_call(model, len(texts))
         hits, misses = self.cache.hits, self.cache.misses
         translate = self.cache.bind(tr.translate, model)
         if first.task == "score":
             targets = [t for job in jobs for t in job.request.targets]
             out = tr.score(texts, targets, cfg)
+        elif first.format != "text":  # markup: its segments as documents, through the cache
+            def docs(parts: list[str], aligned: SearchConfig, **kw: Any) -> list:
+                return translate_documents(translate, parts, tr.src_lang, aligned, **kw)
+
+            out = translate_markup(docs, texts, first.format, cfg, glossary=glossary)
         elif first.split_sentences:  # documents: one search over all their sentences
-            out = translate_documents(translate, texts, tr.src_lang, cfg)
+            out = translate_documents(translate, texts, tr.src_lang, cfg, glossary=glossary)
         else:
             prefixes = None
             if any(job.request.prefixes for job in jobs):
                 prefixes = [p for job in jobs
                             for p in (job.request.prefixes or (None,) * len(job.request.texts))]
-            out = translate(texts, cfg, prefixes=prefixes)
+            out = translate(texts, cfg, prefixes=prefixes, glossary=glossary)
         self.metrics.cache(model, self.cache.hits - hits, self.cache.misses - misses)
         sents = [s for o in out for s in (getattr(o, "sentences", None) or [o])]
         self.metrics.translated(model, len(sents), sum(len(s.src_pieces) for s in sents),
@@ -220,7 +236,13 @@ class TranslatorAPI(ls.LitAPI):
             return {"scores": [self._score_item(req, tr) for tr in results]}
         items = []
         for tr in results:
-            if not req.split_sentences:
+            if req.format != "text":
+                item = {"text": tr.text, "score": _finite(tr.score)}
+                checks = [c.to_dict() for s in tr.sentences for c in (s.constraints or [])]
+                if checks:
+                    item["constraints"] = checks
+                others = []
+            elif not req.split_sentences:
                 item = self._sentence_item(req, tr)
                 others = [t for t, _ in tr.n_best[1:]]
             else:
@@ -233,6 +255,9 @@ class TranslatorAPI(ls.LitAPI):
                         req.return_alignment or req.return_scores
                     if detail:
                         item["sentences"] = [self._sentence_item(req, s) for s in sents]
+                    checks = [c.to_dict() for s in sents for c in (s.constraints or [])]
+                    if checks:
+                        item["constraints"] = checks
                 others = tr.alternatives(req.alternatives) if req.alternatives else []
             if req.alternatives:
                 unique = list(dict.fromkeys(t for t in others if t and t != item["text"]))
@@ -256,6 +281,8 @@ class TranslatorAPI(ls.LitAPI):
             item["log_prob"] = _finite(tr.log_prob)
             item["tokens"] = list(tr.tgt_pieces)
             item["token_scores"] = [_finite(x) for x in (tr.token_scores or [])]
+        if tr.constraints:
+            item["constraints"] = [c.to_dict() for c in tr.constraints]
         return item
 
     @staticmethod

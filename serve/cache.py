@@ -1,8 +1,8 @@
 """The model worker's sentence cache: a translated sentence is not searched again.
 
 Documents repeat headers, footers and boilerplate, and clients resend what they sent. Every
-sentence a model translates is kept, keyed by the model, the sentence, its target prefix and
-every search option that can change the output (not the batch size: search is batch-invariant,
+sentence a model translates is kept, keyed by the model, the sentence, its target prefix, the
+glossary and every search option that can change the output (not the batch size: search is batch-invariant,
 so a sentence's translation does not depend on what it was searched with). A repeated sentence
 is answered from the cache (a sentence repeated within one call is searched once) and the others
 are searched together: the tokens are what searching again gives, the scores too up to the
@@ -52,14 +52,14 @@ class SentenceCache:
         ``model``: same arguments, same results."""
         def cached(texts: Sequence[str], cfg: SearchConfig, progress: Any = None,
                    first_index: int = 0, labels: Sequence[str] | None = None,
-                   prefixes: Sequence[str | None] | None = None) -> list:
+                   prefixes: Sequence[str | None] | None = None, glossary: Any = None) -> list:
             if not self.size:
                 self.misses += len(texts)
                 return translate(texts, cfg, progress=progress, first_index=first_index,
-                                 labels=labels, prefixes=prefixes)
+                                 labels=labels, prefixes=prefixes, glossary=glossary)
             texts = list(texts)
             pre = list(prefixes) if prefixes is not None else [None] * len(texts)
-            base = (model, search_key(cfg))
+            base = (model, search_key(cfg), glossary.key if glossary else ())
             keys = [(*base, p or "", t) for t, p in zip(texts, pre, strict=True)]
             out: list = [self._get(k) for k in keys]
             first: dict[tuple, int] = {}  # each missing sentence searched once per call
@@ -74,7 +74,7 @@ class SentenceCache:
                                   first_index=first_index,
                                   labels=[labels[i] for i in todo] if labels else None,
                                   prefixes=[pre[i] for i in todo] if prefixes is not None
-                                  else None)
+                                  else None, glossary=glossary)
                 for i, tr in zip(todo, found, strict=True):
                     self._put(keys[i], tr)
                 searched = dict(zip(todo, found, strict=True))

@@ -13,6 +13,7 @@ models=FILE`` serves every model of a YAML list::
       search: {beam_size: 4}            # changes to the server's search options
       preload: false                    # load on first use (default: at startup)
       idle_unload: 600                  # unload after 10 idle minutes (default 0: never)
+      glossary: terms.en-de.tsv         # source<TAB>target terms every request gets
 
 Relative paths are taken from the file's directory. A request chooses a model by ``model``
 (its id), or by ``src_lang`` + ``tgt_lang`` (the first listed model of that pair; the
@@ -39,6 +40,7 @@ from seq2seq.checkpoint import bundle_paths, load_bundle, tokenizers_from_bundle
 from seq2seq.config import Precision, SearchConfig, ServeConfig, plain
 from seq2seq.inference.description import describe_bundle, ensemble_meta
 from seq2seq.inference.ensemble import check_same_vocabulary
+from seq2seq.inference.glossary import Glossary
 from serve.schemas import Route
 from serve.validation import RequestError, token_counter
 
@@ -55,6 +57,7 @@ class ModelSpec:
         search: its default search options (requests may change some).
         preload: load when the worker starts (else on first use).
         idle_unload: seconds without a request after which it is unloaded (0 = never).
+        glossary: its glossary's ``(source, target)`` terms, which requests can extend.
     """
 
     id: str
@@ -65,6 +68,7 @@ class ModelSpec:
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     preload: bool = True
     idle_unload: float = 0.0
+    glossary: tuple[tuple[str, str], ...] = ()
 
     @property
     def pair(self) -> str:
@@ -85,6 +89,7 @@ class _Entry(BaseModel):
     search: dict[str, Any] = Field(default_factory=dict)
     preload: bool = True
     idle_unload: float = Field(0.0, ge=0)
+    glossary: str | None = None
 
 
 def read_models_file(path: str | os.PathLike, serve_cfg: ServeConfig,
@@ -131,11 +136,19 @@ def read_models_file(path: str | os.PathLike, serve_cfg: ServeConfig,
         paths = [p if Path(p).is_absolute() else str(path.parent / p)
                  for p in ([entry.checkpoint] if isinstance(entry.checkpoint, str)
                            else entry.checkpoint)]
+        terms: tuple[tuple[str, str], ...] = ()
+        if entry.glossary:
+            gfile = Path(entry.glossary)
+            gfile = gfile if gfile.is_absolute() else path.parent / gfile
+            try:
+                terms = tuple(Glossary.read_tsv(gfile).entries.items())
+            except ValueError as err:
+                raise ValueError(f"{where}.glossary: {err}") from None
         specs.append(ModelSpec(
             id=entry.id, checkpoint=tuple(bundle_paths(paths, key=f"{where}.checkpoint")),
             source=entry.source or "", target=entry.target or "",
             precision=entry.precision or serve_cfg.precision, search=model_search,
-            preload=entry.preload, idle_unload=entry.idle_unload))
+            preload=entry.preload, idle_unload=entry.idle_unload, glossary=terms))
     return specs
 
 
@@ -277,6 +290,7 @@ class Catalog:
             item = {"id": s.id, "source": s.source, "target": s.target,
                     "checkpoint": list(s.checkpoint), "precision": str(s.precision),
                     "preload": s.preload, "idle_unload": s.idle_unload,
+                    "glossary_terms": len(s.glossary),
                     "step": m.info.get("step"), "dev_bleu": m.info.get("dev_bleu"),
                     "search": plain(s.search)}
             if loaded is not None:

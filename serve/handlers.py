@@ -63,13 +63,17 @@ class TranslatingHandler(RegularRequestHandler):
         try:
             return await self._admit_and_run(request, request_type)
         except HTTPException as e:
-            status = e.status_code
+            status = self.status_of(e)
             if isinstance(e, LimitExceeded):
                 self.metrics.refused(e.limit)
             raise
         finally:
             self.metrics.request(self.endpoint, request.state.model, status,
                                  time.perf_counter() - start)
+
+    def status_of(self, e: HTTPException) -> int:
+        """The status the client gets for ``e`` (for metrics)."""
+        return e.status_code
 
     async def _admit_and_run(self, request: Request, request_type: Any) -> Any:
         request.state.key = self.admission.identify(request)  # 401 before anything is read
@@ -149,6 +153,9 @@ class LibreTranslateHandler(TranslatingHandler):
             return await super().handle_request(request, request_type)
         except HTTPException as e:
             return error_response(e)
+
+    def status_of(self, e: HTTPException) -> int:
+        return error_response(e).status_code
 
     async def _admit_and_run(self, request: Request, request_type: Any) -> Any:
         raw = await self.body(request)  # the key may be in the body: read it first

@@ -6,9 +6,10 @@ Its endpoints, as its own server (``libretranslate/app.py``) accepts and answers
 
 * ``POST /translate`` -- a JSON body, a form (``application/x-www-form-urlencoded`` or
   ``multipart/form-data``) or query parameters: ``q`` (a string, or in JSON a list), ``source``
-  (a code or ``"auto"``), ``target``, ``format`` (``text``; ``html`` is answered 400 until the
-  markup work lands), ``alternatives`` (a number, also as a string), ``api_key`` (or an
-  ``Authorization: Bearer`` header). Answers ``{"translatedText": ...}`` (a string, or a list
+  (a code or ``"auto"``), ``target``, ``format`` (``text`` or ``html``: only the text of the
+  markup is translated, :mod:`seq2seq.inference.html`), ``alternatives`` (a number, also as a string), ``api_key`` (or an
+  ``Authorization: Bearer`` header), and, beyond LibreTranslate, ``glossary`` (in JSON an
+  object of source terms to target terms). Answers ``{"translatedText": ...}`` (a string, or a list
   for a list), ``detectedLanguage`` (``{"confidence": 0-100, "language"}``, a list for a list)
   with ``source=auto``, ``alternatives`` when asked for.
 * ``POST /detect`` -- ``q`` -> ``[{"confidence", "language"}, ...]``, most likely first,
@@ -28,6 +29,7 @@ returns untranslatable text. This module only reads requests and shapes answers;
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -132,9 +134,6 @@ def plan_translation(params: dict[str, Any], catalog: Catalog, langid: LanguageI
     fmt = params.get("format") or "text"
     if fmt not in ("text", "html"):
         raise RequestError(400, f"{fmt} format is not supported")
-    if fmt == "html":
-        raise RequestError(400, "html format is not supported by this server yet; send "
-                                "format=text")
     try:
         alternatives = max(0, int(params.get("alternatives") or 0))
     except (TypeError, ValueError):
@@ -144,7 +143,8 @@ def plan_translation(params: dict[str, Any], catalog: Catalog, langid: LanguageI
     todo = [i for i, t in enumerate(texts) if _translatable(t)]
     detected = None
     if source == "auto":
-        found = langid.detect("\n".join(texts[i] for i in todo))
+        plain = "\n".join(texts[i] for i in todo)
+        found = langid.detect(re.sub(r"<[^>]*>", " ", plain) if fmt == "html" else plain)
         source = found[0][0] if found else catalog.default.spec.source
         detected = {"confidence": round(100.0 * found[0][1], 1) if found else 0.0,
                     "language": source}
@@ -157,8 +157,10 @@ def plan_translation(params: dict[str, Any], catalog: Catalog, langid: LanguageI
         return Plan(texts, batch, todo, detected, alternatives), None
     try:
         model = catalog.resolve(source=source, target=target)
-        req = validate_payload({"texts": [texts[i] for i in todo], "model": model.spec.id},
-                               cfg, router=catalog.router())
+        body = {"texts": [texts[i] for i in todo], "model": model.spec.id, "format": fmt}
+        if params.get("glossary") is not None:  # an extension: {"source term": "target term"}
+            body["glossary"] = params["glossary"]
+        req = validate_payload(body, cfg, router=catalog.router())
     except RequestError as err:
         if err.message.startswith("no model translates"):
             raise RequestError(400, f"{language_name(target)} ({target}) is not available as a "

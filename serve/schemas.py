@@ -1,4 +1,5 @@
-"""The request bodies and answers of ``POST /predict`` and ``POST /score`` (pydantic).
+"""The request bodies of ``POST /predict`` and ``POST /score`` (pydantic; their answers are in
+:mod:`serve.answers`).
 
 The request models are the validation: a body is checked by :meth:`TranslateBody.model_validate`
 / :meth:`ScoreBody.model_validate` with the server's limits as the validation context
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -31,6 +32,7 @@ from seq2seq.config import ServeConfig
 
 TokenCounter = Callable[[str, bool], int]  # (text, split into sentences) -> subwords
 AT_LEAST_ONE = {"minimum": 1}  # documented; the upper bound is the server's (GET /info)
+MAX_GLOSSARY = 1000  # terms in one request's glossary
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,36 @@ class TranslateBody(_Body):
     target_prefix: str | list[str] | None = Field(
         None, description="Prefix the translation must start with (a list with `texts`, \"\" "
                           "for none); each text is then one segment.")
+    format: Literal["text", "html", "markdown"] | None = Field(
+        None, description="`text` (default), or `html` / `markdown`: only the text is "
+                          "translated, the markup kept; each text is then one document.")
+    glossary: dict[str, str] | None = Field(
+        None, description="Source term -> target term: a text with the source term (whole "
+                          "words) gets the target term verbatim (constrained beam search); "
+                          "added to the model's own glossary. The answer's `constraints` say "
+                          "which terms were required and met.",
+        json_schema_extra={"maxProperties": MAX_GLOSSARY})
+
+    @field_validator("glossary")
+    @classmethod
+    def _terms(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        """At most :data:`MAX_GLOSSARY` terms, each within the character limit, no tab or
+        line break."""
+        if value is None:
+            return None
+        limit = _limits(info).cfg.max_chars
+        problem = None
+        if len(value) > MAX_GLOSSARY:
+            problem = f"has {len(value)} terms; the limit is {MAX_GLOSSARY}"
+        for src, tgt in value.items():
+            for term in (src, tgt):
+                if problem is None and (not term.strip() or len(term) > limit
+                                        or any(c in term for c in "\t\r\n")):
+                    problem = (f"term {term!r} is empty, longer than {limit} characters or "
+                               "holds a tab or a line break")
+        if problem is not None:
+            raise _fail("glossary", "{detail}", detail=problem)
+        return value
 
     @field_validator("target_prefix", mode="before")
     @classmethod
@@ -346,49 +378,3 @@ def json_type(value: object) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
-
-
-# ----------------------------------------------------------------------------- answers
-class NBestItem(BaseModel):
-    text: str
-    score: float | None
-
-
-class SentenceItem(BaseModel):
-    text: str
-    score: float | None = None
-    n_best: list[NBestItem] | None = None
-    alignment: list[list[float]] | None = None
-    src_pieces: list[str] | None = None
-    tgt_pieces: list[str] | None = None
-    truncated_from: int | None = None
-    log_prob: float | None = None
-    tokens: list[str] | None = None
-    token_scores: list[float | None] | None = None
-
-
-class TranslationItem(SentenceItem):
-    """One translated text (a document of one or several sentences)."""
-
-    sentences: list[SentenceItem] | None = Field(
-        None, description="Per-sentence details (n-best, alignment) of a text that was split "
-                          "into several sentences.")
-
-
-class TranslateResponse(BaseModel):
-    """``POST /predict`` response."""
-
-    translations: list[TranslationItem]
-
-
-class ScoreItem(BaseModel):
-    log_prob: float | None = Field(None, description="Summed log-prob of the target + EOS.")
-    score: float | None = Field(None, description="Length-normalised, as search ranks.")
-    tokens: list[str] | None = None
-    token_scores: list[float | None] | None = None
-
-
-class ScoreResponse(BaseModel):
-    """``POST /score`` response."""
-
-    scores: list[ScoreItem]

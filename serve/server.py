@@ -48,6 +48,7 @@ from litserve.callbacks import EventTypes
 from seq2seq.config import SearchConfig, ServeConfig, plain
 from seq2seq.runtime import precision_reason
 from serve.admission import Admission, load_api_keys
+from serve.answers import ScoreResponse, TranslateResponse
 from serve.api import TranslatorAPI
 from serve.catalog import Catalog, ModelSpec, read_models_file, single_model
 from serve.handlers import LibreTranslateHandler, ScoreHandler, TranslatingHandler, error_response
@@ -55,7 +56,7 @@ from serve.langid import LanguageIdentifier
 from serve.libretranslate import detect, frontend_settings, languages, read_params
 from serve.metrics import Metrics, use_directory
 from serve.process import ServerProcess, free_port
-from serve.schemas import ScoreBody, ScoreResponse, TranslateBody, TranslateResponse
+from serve.schemas import ScoreBody, TranslateBody
 from serve.shutdown import install_graceful_stop
 from serve.validation import RequestError
 

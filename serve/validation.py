@@ -70,6 +70,8 @@ class TranslateRequest:
         model: id of the model to use ("" on a server with one model and no catalog).
         alternatives: also return this many other translations per text, the next best ones
             rejoined per document (LibreTranslate's ``alternatives``).
+        glossary: source term -> target term, added to the model's glossary (or None).
+        format: ``"text"``, ``"html"`` or ``"markdown"`` (markup documents).
     """
 
     texts: tuple[str, ...]
@@ -86,6 +88,8 @@ class TranslateRequest:
     targets: tuple[str, ...] | None = None
     model: str = ""
     alternatives: int = 0
+    glossary: dict[str, str] | None = None
+    format: str = "text"
 
     def to_payload(self) -> dict:
         """Plain-dict form that travels through litserve's request queue."""
@@ -152,6 +156,8 @@ def _message(model: type[BaseModel], err: ErrorDetails) -> str:
         return f"{where} must be true or false, got {got}"
     if kind == "string_type":
         return f"{where} must be a string, got {got}"
+    if kind == "dict_type":
+        return f"{where} must be an object of strings, got {got}"
     if kind in ("list_type", "too_short"):
         info = model.model_fields.get(str(loc[0])) if loc else None
         nonempty = info is not None and any(getattr(m, "min_length", 0) for m in info.metadata)
@@ -224,6 +230,8 @@ def validate_payload(
         return_scores=bool(body.return_scores),
         prefixes=prefixes,
         model=body.route.model,
+        glossary=body.glossary,
+        format=body.format or "text",
     )
 
 

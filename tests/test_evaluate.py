@@ -120,3 +120,15 @@ def test_a_list_of_checkpoints_is_evaluated_as_an_ensemble(ckpt, tiny_corpus):
     assert read_lines(rec["hypotheses"]) == read_lines(single["hypotheses"])  # one model twice
     with pytest.raises(ValueError, match="checkpoint must be a bundle path or a list of them"):
         evaluate(_cfg(checkpoint="[]", split="dev"))
+
+
+def test_a_glossary_is_met_and_counted(ckpt, tiny_corpus, tmp_path):
+    terms = tmp_path / "terms.tsv"
+    terms.write_text("Gott\tthe Almighty\nErde\tthe world\n", encoding="utf-8")
+    rec = evaluate(_cfg(checkpoint=ckpt, split="dev", progress=False, glossary=terms,
+                        **{"search.beam_size": 2, "search.max_len_b": 8}))
+    g = rec["glossary"]
+    assert g["terms"] == 2 and g["required"] >= 1 and g["met"] == g["required"]
+    hyps = read_lines(rec["hypotheses"])
+    src = read_lines(tiny_corpus["src_dev"])
+    assert all("the Almighty" in h for s, h in zip(src, hyps, strict=True) if "Gott" in s.split())

@@ -698,3 +698,39 @@ def test_demo_page_picks_a_model(two_server, tiny_bundle_en_de):
             assert page.text_content("#result") == want
         finally:
             browser.close()
+
+
+def test_glossaries_of_the_model_and_the_request(tiny_bundle, tmp_path):
+    """A model's glossary file and a request's glossary together; the answer says which terms
+    were required and met; the request's entry wins for the same source term."""
+    import dataclasses
+
+    from serve.catalog import read_models_file
+
+    (tmp_path / "terms.tsv").write_text("Gott\tthe Almighty\nAbend\tdusk\n", encoding="utf-8")
+    f = tmp_path / "models.yaml"
+    f.write_text(f"- id: de-en\n  checkpoint: {tiny_bundle}\n  glossary: terms.tsv\n",
+                 encoding="utf-8")
+    cfg = ServeConfig(max_batch_size=8, batch_timeout=0.0, metrics=False)
+    specs = Catalog(read_models_file(f, cfg, SearchConfig(beam_size=3))).specs
+    assert specs[0].glossary == (("Gott", "the Almighty"), ("Abend", "dusk"))
+    g = TranslatorAPI(specs, cfg)
+    g.setup("cpu")
+    doc = "Und Gott sprach. Und es ward Abend."
+    job = decode(g, {"text": doc, "glossary": {"Abend": "evening time", "sprach": "spoke"}})
+    (out,) = g.unbatch(g.predict(g.batch([job])))
+    (item,) = g.encode_response((job, out))["translations"]
+    assert [(c["source"], c["target"], c["met"]) for c in item["constraints"]] == [
+        ("Gott", "the Almighty", True), ("sprach", "spoke", True),
+        ("Abend", "evening time", True)]
+    assert "the Almighty" in item["text"] and "evening time" in item["text"]
+    plain = decode(g, {"text": "Amen."})
+    assert "constraints" not in g.encode_response((plain, g.unbatch(g.predict(g.batch(
+        [plain])))[0]))["translations"][0]
+    assert dataclasses.replace(job.request, glossary=None).glossary is None
+    for bad, msg in (({"glossary": {"Gott": ""}}, "term '' is empty"),
+                     ({"glossary": {"Gott": 3}}, "'glossary' must be a string, got number"),
+                     ({"glossary": ["Gott"]}, "'glossary' must be an object of strings, got array")):
+        with pytest.raises(Exception) as err:
+            decode(g, {"text": doc, **bad})
+        assert msg in str(err.value)

@@ -55,6 +55,9 @@ FIELD_VALUE = {
     "model": st.one_of(TEXT, JSON, st.sampled_from(["de-en", "en-de", "x"])),
     "src_lang": st.one_of(TEXT, JSON, st.sampled_from(["de", "en", "fr"])),
     "tgt_lang": st.one_of(TEXT, JSON, st.sampled_from(["de", "en", "fr"])),
+    "format": st.one_of(st.sampled_from(["text", "html", "markdown", "pdf"]), JSON),
+    "glossary": st.one_of(st.dictionaries(TEXT, TEXT, max_size=3),
+                          st.just({"Gott": "the Almighty"}), JSON),
 }
 assert set(FIELD_VALUE) == set(ALLOWED_FIELDS)  # every field of the request model is thrown at
 REQUEST = st.fixed_dictionaries({}, optional={k: v for k, v in FIELD_VALUE.items()})
@@ -97,6 +100,7 @@ LT_VALUE = {  # LibreTranslate's /translate: lenient types, as its own server re
     "format": st.one_of(st.sampled_from(["text", "html", "xml"]), JSON),
     "alternatives": st.one_of(st.integers(-3, 9), TEXT, JSON),
     "api_key": st.one_of(TEXT, JSON),
+    "glossary": FIELD_VALUE["glossary"],
 }
 LT_REQUEST = st.fixed_dictionaries({}, optional=LT_VALUE)
 VALID_LT = st.fixed_dictionaries(

@@ -143,3 +143,13 @@ def test_settings_languages_and_disabled_endpoints(server) -> None:
         spec["paths"])
     d = _post(server, "/detect", json={"q": EN, "api_key": KEY}).json()
     assert d[0]["language"] == "en" and json.dumps(d)
+
+
+@pytest.mark.slow
+def test_html_and_a_glossary_through_translate(server) -> None:
+    r = _post(server, json={"q": "<p>Und <b>Gott</b> sprach: <code>x</code></p>", "source": "de",
+                            "target": "en", "format": "html", "api_key": KEY,
+                            "glossary": {"Gott": "the Almighty"}}).json()
+    out = r["translatedText"]
+    assert out.startswith("<p>") and out.count("<b>") == 1 and "<code>x</code>" in out
+    assert "the Almighty" in out

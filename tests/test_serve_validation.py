@@ -52,7 +52,7 @@ def test_list_with_all_options_round_trips_to_payload():
                                 "single": False, "split_sentences": False,
                                 "return_scores": True, "prefixes": ["x y", ""],
                                 "task": "translate", "targets": None, "model": "",
-                                "alternatives": 0}
+                                "alternatives": 0, "glossary": None, "format": "text"}
     assert TranslateRequest.from_payload(req.to_payload()) == req
     # the payload is plain JSON data (it crosses a process boundary)
     assert json.loads(json.dumps(req.to_payload())) == req.to_payload()

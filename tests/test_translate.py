@@ -176,3 +176,21 @@ def test_ensemble_and_pdf_of_every_sentence(tiny_bundle, lines, tmp_path):
     data = pdf.read_bytes()
     assert data[:5] == b"%PDF-"
     assert len(re.findall(rb"/Type\s*/Page[^s]", data)) == 3  # three sentences, three pages
+
+
+def test_glossary_and_markup_formats(tiny_bundle, lines, tmp_path, capsys):
+    terms = tmp_path / "terms.tsv"
+    terms.write_text("Gott\tthe Almighty\n", encoding="utf-8")
+    cfg = TranslateConfig(checkpoint=str(tiny_bundle), glossary=str(terms), **FAST)
+    got = _run(cfg, "Und Gott sprach.\nAmen.\n")
+    plain = _run(TranslateConfig(checkpoint=str(tiny_bundle), **FAST), "Und Gott sprach.\nAmen.\n")
+    assert "the Almighty" in got[0] and got[1] == plain[1]
+    out = io.StringIO()
+    n = translate_stream(TranslateConfig(checkpoint=str(tiny_bundle), format="html", **FAST),
+                         io.StringIO("<p>Und <b>Gott</b> sprach.</p>\n<pre>Gott</pre>\n"), out)
+    html = out.getvalue()
+    assert n == 1 and html.count("<b>") == 1 and html.endswith("<pre>Gott</pre>\n")
+    out = io.StringIO()
+    translate_stream(TranslateConfig(checkpoint=str(tiny_bundle), format="markdown", **FAST),
+                     io.StringIO("# Und *Gott* sprach\n\n`code`\n"), out)
+    assert out.getvalue().startswith("# ") and "`code`" in out.getvalue()

@@ -283,3 +283,32 @@ def test_sampling_through_the_translator(translator, sentences):
         [s for t in reversed(b) for _, s in t.n_best], abs=1e-4)
     assert all(len(t.n_best) == 3 for t in a)
     assert any(len({x for x, _ in t.n_best}) > 1 for t in a)  # samples differ
+
+
+GLOSSARY = {"Gott": "the Almighty", "Erde": "the world", "Abend": "dusk"}
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_a_glossary_term_comes_out_and_term_free_sentences_do_not_change(translator, sentences,
+                                                                         beam, one_thread):
+    cfg = SearchConfig(beam_size=beam, max_len_a=1.5, max_len_b=8)
+    plain = translator.translate(sentences, cfg)
+    out = translator.translate(sentences, cfg, glossary=GLOSSARY)
+    with_terms = 0
+    for text, p, g in zip(sentences, plain, out, strict=True):
+        wanted = [t for s, t in GLOSSARY.items() if s in text.split() or f"{s}." in text]
+        if g.constraints is None:
+            assert not wanted and g.text == p.text and g.tokens == p.tokens
+            continue
+        with_terms += 1
+        assert [c.target for c in g.constraints] == sorted(
+            wanted, key=lambda t: text.index(next(s for s, v in GLOSSARY.items() if v == t)))
+        for c in g.constraints:
+            assert c.met and c.target in g.text and c.reason == ""
+    assert with_terms >= 3
+
+
+def test_a_glossary_with_sampling_is_refused(translator, sentences):
+    with pytest.raises(ValueError, match="not search.sampling=true"):
+        translator.translate(sentences[:1], SearchConfig(sampling=True, beam_size=1),
+                             glossary={"Gott": "God"})

@@ -6,6 +6,7 @@ Examples::
     seq2seq-evaluate checkpoint=best.pt split=dev search=greedy
     seq2seq-evaluate checkpoint=best.pt src=my.de ref=my.en search.beam_size=10 device=cuda
     seq2seq-evaluate checkpoint=[runs/a/checkpoints/best.pt,runs/b/checkpoints/best.pt]
+    seq2seq-evaluate checkpoint=best.pt glossary=terms.tsv     # required terms (source<TAB>target)
 
 The split files come from the training config saved in the bundle (``meta.config.data``) unless
 ``src``/``ref`` are given; relative paths are resolved against the directory the command was
@@ -54,6 +55,8 @@ class EvaluateConfig:
         tokenize: sacreBLEU tokenizer for BLEU.
         lowercase: case-insensitive BLEU.
         progress: show a tqdm progress bar on stderr.
+        glossary: a ``source<TAB>target`` file of terms the translations must contain where the
+            source has them (constrained search); the scores record how many were met.
     """
 
     checkpoint: Any = MISSING
@@ -68,6 +71,7 @@ class EvaluateConfig:
     tokenize: str = "13a"
     lowercase: bool = False
     progress: bool = True
+    glossary: str | None = None
 
 
 def split_files(cfg: EvaluateConfig, bundle_meta: dict[str, Any]) -> tuple[str, str]:
@@ -107,6 +111,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     from tqdm import tqdm
 
     from seq2seq.data import load_parallel
+    from seq2seq.inference.glossary import Glossary
     from seq2seq.inference.translator import Translator
     from seq2seq.metrics import corpus_scores
     from seq2seq.runtime import resolve_device
@@ -124,7 +129,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     start = time.perf_counter()
     with tqdm(total=len(sources), desc="translating", unit="sent", file=sys.stderr,
               disable=not cfg.progress) as bar:
-        out = translator.translate(sources, cfg.search, progress=bar.update)
+        glossary = Glossary.read_tsv(cfg.glossary) if cfg.glossary else None
+        out = translator.translate(sources, cfg.search, progress=bar.update, glossary=glossary)
     seconds = time.perf_counter() - start
     hyps = [t.text for t in out]
     scores = corpus_scores(hyps, refs, tokenize=cfg.tokenize, lowercase=cfg.lowercase)
@@ -151,6 +157,11 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "precision": translator.precision,
         "search": plain(cfg.search),
     }
+    if glossary is not None:
+        checks = [c for t in out for c in (t.constraints or [])]
+        record["glossary"] = {"file": str(Path(cfg.glossary).resolve()), "terms": len(glossary),
+                              "sentences_with_terms": sum(bool(t.constraints) for t in out),
+                              "required": len(checks), "met": sum(c.met for c in checks)}
     tmp = json_path.with_name(json_path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, json_path)
@@ -168,6 +179,10 @@ def main(dcfg) -> None:
         sys.exit(2)
     print(f"BLEU = {rec['bleu']:.2f}  ({rec['bleu_signature']})")
     print(f"chrF = {rec['chrf']:.2f}  ({rec['chrf_signature']})")
+    if "glossary" in rec:
+        g = rec["glossary"]
+        print(f"glossary: {g['met']} of {g['required']} required terms met in "
+              f"{g['sentences_with_terms']} sentences")
     print(f"{rec['n_sentences']} sentences in {rec['seconds']:.1f} s "
           f"({rec['sentences_per_second']:.1f} sent/s), checkpoint step {rec['step']}")
     print(f"hypotheses: {rec['hypotheses']}")

@@ -11,6 +11,8 @@ Examples::
     seq2seq-translate checkpoint=best.pt target_prefix=prefixes.en < in.de
     seq2seq-translate checkpoint=best.pt search=sampling search.n_best=4 search.seed=1 < mono.de
     seq2seq-translate checkpoint=best.pt plot_attention=attn.pdf < in.de   # one page a sentence
+    seq2seq-translate checkpoint=best.pt glossary=terms.tsv < in.de   # source<TAB>target terms
+    seq2seq-translate checkpoint=best.pt format=html input=page.de.html output=page.en.html
 
 Each input line is a document: its sentences are translated and put back together
 (``split_sentences=true``, one output line per input line), or one segment
@@ -25,7 +27,14 @@ Each input line is a document: its sentences are translated and put back togethe
   alignment`);
 * with ``search.return_scores=true``: one JSON object ``{"text", "score", "log_prob", "tokens",
   "token_scores"}`` (``tokens``: the target pieces ending in ``</s>``; ``n_best`` and
-  ``alignment`` too when asked for).
+  ``alignment`` too when asked for; ``constraints`` with a glossary term in the line).
+
+``format=html`` or ``format=markdown`` reads the whole input as one document and writes it
+back with its markup kept, only its text translated (:mod:`seq2seq.inference.markup`).
+
+``glossary=FILE`` (``source<TAB>target`` lines) makes every source term found in a line come out
+as its target term (constrained beam search, :mod:`seq2seq.inference.glossary`); a term that
+could not be placed is named on stderr.
 
 ``plot_attention=FILE`` draws every sentence: ``FILE.pdf`` one page each, otherwise one PNG each
 (``attn_<line>.png``, ``attn_<line>.<k>.png`` for sentence ``k`` of a split line). The search
@@ -76,6 +85,9 @@ class TranslateConfig:
         split_sentences: split each line into sentences (``sentencex``), translate them and
             put the line back together (one output line per input line); ``false`` for
             pre-segmented input (one sentence per line, e.g. a test set).
+        glossary: a ``source<TAB>target`` file of terms (see the module docstring).
+        format: ``"text"`` (line by line), ``"html"`` or ``"markdown"`` (the whole input one
+            document, its markup kept).
     """
 
     checkpoint: Any = MISSING
@@ -92,6 +104,8 @@ class TranslateConfig:
     progress: bool = True
     max_input_length: int | None = None
     split_sentences: bool = True
+    glossary: str | None = None
+    format: str = "text"
 
 
 def search_config(cfg: TranslateConfig) -> SearchConfig:
@@ -127,6 +141,8 @@ def _line(cfg: TranslateConfig, index: int, tr: Any) -> str:
         if cfg.alignment:
             rec["alignment"] = pharaoh(word_alignment(tr.src_pieces, tr.tgt_pieces,
                                                       tr.alignment or []))
+        if tr.constraints:
+            rec["constraints"] = [c.to_dict() for c in tr.constraints]
         return json.dumps(rec, ensure_ascii=False) + "\n"
     if cfg.search.n_best > 1:
         return "".join(f"{index}\t{text}\t{score:.4f}\n" for text, score in tr.n_best)
@@ -144,52 +160,39 @@ def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
     Args:
         cfg: options (``checkpoint``/``plot_attention``/``target_prefix`` paths relative to the
             original cwd).
-        inp: source lines.
+        inp: source lines (with ``format=html|markdown``: one document).
         out: where translations are written (flushed after each chunk).
     """
     from tqdm import tqdm
 
-    from seq2seq.data import read_lines
+    from seq2seq.inference.glossary import Glossary
     from seq2seq.inference.translator import Translator
     from seq2seq.plots import AttentionPlots
     from seq2seq.runtime import resolve_device
 
     scfg = search_config(cfg)
-    segments = scfg.n_best > 1 or cfg.alignment or scfg.return_scores or bool(cfg.target_prefix)
-    split = cfg.split_sentences and not segments
-    prefixes = read_lines(Path(cfg.target_prefix).resolve()) if cfg.target_prefix else None
+    glossary = Glossary.read_tsv(cfg.glossary) if cfg.glossary else None
     translator = Translator.from_checkpoint(bundle_paths(cfg.checkpoint),
                                             device=resolve_device(cfg.device, key="device"),
                                             precision=cfg.precision)
     if cfg.max_input_length is not None:
         translator.max_input_length = cfg.max_input_length
+    if cfg.format != "text":  # one document, markup kept
+        doc = translator.translate_documents([inp.read()], scfg, glossary=glossary,
+                                             format=cfg.format)[0]
+        out.write(doc.text)
+        out.flush()
+        _warn_unmet([("document", s) for s in doc.sentences])
+        return 1
     plots = AttentionPlots(Path(cfg.plot_attention).resolve()) if cfg.plot_attention else None
+    lines = _Lines(cfg, translator, scfg, glossary)
     n = 0
     with tqdm(desc="translating", unit="sent", file=sys.stderr,
               disable=not cfg.progress or inp.isatty()) as bar:
         for chunk in _chunks(inp, cfg.chunk_size):
-            drawn: list[tuple[str, Any]] = []
-            if split:  # each line a document: its sentences translated, the line rebuilt
-                docs = translator.translate_documents(chunk, scfg, progress=bar.update,
-                                                      first_index=n + 1)
-                for i, d in enumerate(docs):
-                    out.write(f"{d.text}\t{d.score:.4f}\n" if cfg.scores else d.text + "\n")
-                    many = len(d.sentences) > 1
-                    drawn += [(f"{n + i + 1}.{k + 1}" if many else f"{n + i + 1}", s)
-                              for k, s in enumerate(d.sentences)]
-            else:
-                pre = None
-                if prefixes is not None:
-                    pre = prefixes[n:n + len(chunk)]
-                    if len(pre) < len(chunk):
-                        raise ValueError(f"target_prefix {cfg.target_prefix} has "
-                                         f"{len(prefixes)} lines, fewer than the input")
-                results = translator.translate(chunk, scfg, progress=bar.update,
-                                               first_index=n + 1, prefixes=pre)
-                for i, tr in enumerate(results):
-                    out.write(_line(cfg, n + i, tr))
-                drawn = [(f"{n + i + 1}", tr) for i, tr in enumerate(results)]
+            drawn = lines.translate(chunk, n, out, bar.update)
             out.flush()
+            _warn_unmet(drawn)
             if plots is not None:
                 for label, tr in drawn:
                     if tr.src_pieces:  # an empty line has nothing to draw
@@ -201,6 +204,58 @@ def translate_stream(cfg: TranslateConfig, inp: TextIO, out: TextIO) -> int:
         print(f"seq2seq-translate: attention plots: {where if written else 'none (no sentence)'}",
               file=sys.stderr)
     return n
+
+
+class _Lines:
+    """Line-by-line translation: each line a document (sentences split and rejoined) or one
+    segment (n-best, alignments, scores and prefixes need segments)."""
+
+    def __init__(self, cfg: TranslateConfig, translator: Any, scfg: SearchConfig,
+                 glossary: Any) -> None:
+        from seq2seq.data import read_lines
+
+        self.cfg, self.translator, self.scfg, self.glossary = cfg, translator, scfg, glossary
+        segments = (scfg.n_best > 1 or cfg.alignment or scfg.return_scores
+                    or bool(cfg.target_prefix))
+        self.split = cfg.split_sentences and not segments
+        self.prefixes = (read_lines(Path(cfg.target_prefix).resolve()) if cfg.target_prefix
+                         else None)
+
+    def translate(self, chunk: list[str], n: int, out: TextIO,
+                  progress: Any) -> list[tuple[str, Any]]:
+        """Write the chunk's translations (its first line is line ``n + 1``); return every
+        sentence's translation with its label (``"3"``, ``"3.2"`` for sentence 2 of line 3)."""
+        cfg, tr = self.cfg, self.translator
+        if self.split:  # each line a document: its sentences translated, the line rebuilt
+            docs = tr.translate_documents(chunk, self.scfg, progress=progress,
+                                          first_index=n + 1, glossary=self.glossary)
+            drawn = []
+            for i, d in enumerate(docs):
+                out.write(f"{d.text}\t{d.score:.4f}\n" if cfg.scores else d.text + "\n")
+                many = len(d.sentences) > 1
+                drawn += [(f"{n + i + 1}.{k + 1}" if many else f"{n + i + 1}", s)
+                          for k, s in enumerate(d.sentences)]
+            return drawn
+        pre = None
+        if self.prefixes is not None:
+            pre = self.prefixes[n:n + len(chunk)]
+            if len(pre) < len(chunk):
+                raise ValueError(f"target_prefix {cfg.target_prefix} has "
+                                 f"{len(self.prefixes)} lines, fewer than the input")
+        results = tr.translate(chunk, self.scfg, progress=progress, first_index=n + 1,
+                               prefixes=pre, glossary=self.glossary)
+        for i, t in enumerate(results):
+            out.write(_line(cfg, n + i, t))
+        return [(f"{n + i + 1}", t) for i, t in enumerate(results)]
+
+
+def _warn_unmet(drawn: list[tuple[str, Any]]) -> None:
+    """Name every glossary term that could not be placed, on stderr."""
+    for label, tr in drawn:
+        for c in tr.constraints or []:
+            if not c.met:
+                print(f"seq2seq-translate: line {label}: term {c.source!r} -> {c.target!r} not "
+                      f"in the output ({c.reason})", file=sys.stderr)
 
 
 @command("translate", TranslateConfig)

@@ -99,6 +99,26 @@ class DocumentTranslation:
     score: float = 0.0
     layout: Layout | None = None
 
+    def word_pairs(self) -> list[tuple[int, int]]:
+        """``(source word, target word)`` alignment pairs over the whitespace words of the whole
+        source document and of :attr:`text` (each sentence's attention alignment, shifted by
+        the words before it; needs ``return_alignment`` search)."""
+        from seq2seq.inference.alignment import word_alignment
+
+        if self.layout is None:
+            return []
+        pairs: list[tuple[int, int]] = []
+        src_off = tgt_off = 0
+        for k, part in enumerate(self.layout.parts):
+            if k % 2 == 0:  # a gap: whitespace only
+                continue
+            tr = self.sentences[k // 2]
+            for i, j in word_alignment(tr.src_pieces, tr.tgt_pieces, tr.alignment or []):
+                pairs.append((src_off + i, tgt_off + j))
+            src_off += len(part.split())
+            tgt_off += len(tr.text.split())
+        return pairs
+
     def alternatives(self, n: int) -> list[str]:
         """Up to ``n`` other translations of the document: for ``k = 2, 3, ...`` every
         sentence's ``k``-th best hypothesis (its last one where it has fewer), rejoined with the

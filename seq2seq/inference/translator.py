@@ -7,6 +7,7 @@ BLEU during training::
     out = tr.translate(["Im Anfang schuf Gott Himmel und Erde."], SearchConfig(beam_size=5))
     out[0].text, out[0].score, out[0].alignment   # alignment only with return_alignment=True
     tr.translate(texts, cfg, prefixes=["In the"])  # outputs that start with a given prefix
+    tr.translate(texts, cfg, glossary={"Gott": "the Almighty"})  # terms that must come out
     tr.score(["Amen."], ["Amen."])                 # the model's log-prob of given translations
 
 Inputs are sorted by source length and searched in batches of ``cfg.batch_size`` sentences, or of
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ from seq2seq.data import pad_sequences
 from seq2seq.inference.description import describe, describe_bundle, ensemble_meta
 from seq2seq.inference.documents import DocumentTranslation, translate_documents
 from seq2seq.inference.ensemble import Ensemble, check_same_vocabulary
+from seq2seq.inference.glossary import Glossary, TermCheck
+from seq2seq.inference.markup import translate_markup
 from seq2seq.model import build_model
 from seq2seq.runtime import autocast, precision_reason, resolve_precision
 from seq2seq.search import forced_decode, search
@@ -64,6 +67,9 @@ class Translation:
         log_prob: the raw summed log-prob of the best hypothesis (EOS included).
         token_scores: log-prob of each target piece and of the EOS (``tgt_pieces`` order),
             with ``return_scores`` (always for :meth:`Translator.score`), else None.
+        constraints: with a glossary, the terms this sentence required and whether each is in
+            ``text`` (:class:`~seq2seq.inference.glossary.TermCheck`); None without a glossary
+            term in the sentence.
     """
 
     text: str
@@ -76,11 +82,14 @@ class Translation:
     truncated_from: int | None = None
     log_prob: float = 0.0
     token_scores: list[float] | None = None
+    constraints: list[TermCheck] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON view (tuples become lists)."""
         d = asdict(self)
         d["n_best"] = [[t, s] for t, s in self.n_best]
+        if self.constraints is not None:
+            d["constraints"] = [c.to_dict() for c in self.constraints]
         return d
 
 
@@ -198,8 +207,9 @@ class Translator:
 
     # ------------------------------------------------------------------ translation
     def translate_documents(self, texts: Sequence[str], cfg: SearchConfig | None = None,
-                            progress: Progress = None,
-                            first_index: int = 0) -> list[DocumentTranslation]:
+                            progress: Progress = None, first_index: int = 0,
+                            glossary: Glossary | Mapping[str, str] | None = None,
+                            format: str = "text") -> list[DocumentTranslation]:
         """Translate whole documents: split into sentences, one batched search, rejoined with
         the same line breaks and whitespace (:mod:`seq2seq.inference.documents`).
 
@@ -208,12 +218,19 @@ class Translator:
             cfg: search options, applied per sentence.
             progress: called with the number of sentences finished (see :meth:`translate`).
             first_index: number of ``texts[0]`` in warnings (e.g. its line number in a file).
+            glossary: terms, per sentence as in :meth:`translate`.
+            format: ``"text"``, ``"html"`` or ``"markdown"``: only the text of markup is
+                translated, the markup kept (:mod:`seq2seq.inference.markup`).
 
         Returns:
             One :class:`~seq2seq.inference.documents.DocumentTranslation` per text.
         """
+        if format != "text":
+            return translate_markup(self.translate_documents, texts, format,
+                                    cfg or SearchConfig(), glossary=glossary)
         return translate_documents(self.translate, texts, self.src_lang, cfg or SearchConfig(),
-                                   first_index=first_index, progress=progress)
+                                   first_index=first_index, progress=progress,
+                                   glossary=glossary)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Source ids per text (no BOS/EOS, as in training)."""
@@ -264,6 +281,7 @@ class Translator:
         first_index: int = 0,
         labels: Sequence[str] | None = None,
         prefixes: Sequence[str | None] | None = None,
+        glossary: Glossary | Mapping[str, str] | None = None,
     ) -> list[Translation]:
         """Translate ``texts``.
 
@@ -277,12 +295,19 @@ class Translator:
             labels: names of the texts in warnings instead (``"input 3, sentence 2"``).
             prefixes: per text a target prefix the translation must start with (None or ""
                 for none), as CTranslate2's ``target_prefix``.
+            glossary: source terms -> target terms; a text containing a source term must get
+                its target term (constrained search, :mod:`seq2seq.inference.glossary`); texts
+                without one translate as without a glossary.
 
         Returns:
             One :class:`Translation` per text, in input order.
+
+        Raises:
+            ValueError: a glossary with sampling.
         """
         cfg = cfg or SearchConfig()
         texts = list(texts)
+        terms = self.glossary_terms(texts, glossary)
         if prefixes is not None and len(prefixes) != len(texts):
             raise ValueError(f"{len(prefixes)} prefixes for {len(texts)} texts")
         pre = [self.tgt_tok.encode(p) if p else [] for p in (prefixes or [None] * len(texts))]
@@ -299,11 +324,12 @@ class Translator:
             progress(len(texts) - len(todo))
         for chunk in self.batches([len(x) for x in ids], todo, cfg):
             src, src_len = pad_sequences([ids[i] for i in chunk])  # (B, S), (B,)
+            cons = [[c for _, _, c in terms[i]] for i in chunk] if any(terms) else None
             with autocast(self.device, self.amp_dtype):
                 hyps = search(self.model, src.to(self.device), src_len.to(self.device), cfg,
-                              [pre[i] for i in chunk] if prefixes is not None else None)
+                              [pre[i] for i in chunk] if prefixes is not None else None, cons)
             for i, nbest in zip(chunk, hyps, strict=True):
-                results[i] = self._to_translation(texts[i], nbest, cfg, cut.get(i))
+                results[i] = self._to_translation(texts[i], nbest, cfg, cut.get(i), terms[i])
             if progress is not None:
                 progress(len(chunk))
         return results  # type: ignore[return-value]
@@ -350,8 +376,22 @@ class Translator:
                 progress(len(chunk))
         return results  # type: ignore[return-value]
 
+    def glossary_terms(self, texts: Sequence[str], glossary: Glossary | Mapping[str, str] | None
+                       ) -> list[list[tuple[str, str, list[int]]]]:
+        """Per text its glossary terms: ``(source, target, target ids)``, matched on the source
+        tokenizer's normalised text (empty lists without a glossary)."""
+        if not glossary:
+            return [[] for _ in texts]
+        gl = glossary if isinstance(glossary, Glossary) else Glossary(glossary)
+        out = []
+        for text in texts:
+            found = gl.matches(text, self.src_tok.normalize) if text.strip() else []
+            out.append([(s, t, ids) for s, t in found if (ids := self.tgt_tok.encode(t))])
+        return out
+
     def _to_translation(self, text: str, nbest: list, cfg: SearchConfig,
-                        truncated_from: int | None = None) -> Translation:
+                        truncated_from: int | None = None,
+                        terms: Sequence[tuple[str, str, list[int]]] = ()) -> Translation:
         """Turn the n-best hypotheses of one sentence into a :class:`Translation`."""
         best = nbest[0]
         tokens = [int(t) for t in best.tokens]
@@ -361,8 +401,15 @@ class Translator:
         src_pieces = self.src_tok.pieces(text)
         if truncated_from is not None:  # the pieces that were translated (alignment columns)
             src_pieces = src_pieces[:self.max_input_length]
+        out = self.tgt_tok.decode(tokens)
+        checks = None
+        if terms:
+            placed = best.constraints_met or [True] * len(terms)
+            checks = [TermCheck(s, t, t in out, "" if t in out else "length" if not ok
+                                else "detokenized differently")
+                      for (s, t, _), ok in zip(terms, placed, strict=True)]
         return Translation(
-            text=self.tgt_tok.decode(tokens),
+            text=out,
             score=float(best.score),
             tokens=tokens,
             n_best=[(self.tgt_tok.decode([int(t) for t in h.tokens]), float(h.score)) for h in nbest],
@@ -372,6 +419,7 @@ class Translator:
             truncated_from=truncated_from,
             log_prob=float(best.log_prob),
             token_scores=list(best.token_log_probs) if best.token_log_probs is not None else None,
+            constraints=checks,
         )
 
 

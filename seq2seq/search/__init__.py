@@ -78,6 +78,7 @@ import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.search.beam import beam_search
+from seq2seq.search.constrained import constrained_search
 from seq2seq.search.forced import forced_decode
 from seq2seq.search.greedy import greedy_search
 from seq2seq.search.sampling import sample_search
@@ -90,20 +91,51 @@ from seq2seq.search.scoring import (
 
 
 def search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
-           cfg: SearchConfig,
-           prefixes: list[list[int]] | None = None) -> list[list[Hypothesis]]:
+           cfg: SearchConfig, prefixes: list[list[int]] | None = None,
+           constraints: list[list[list[int]]] | None = None) -> list[list[Hypothesis]]:
     """Sampling when ``cfg.sampling``, else greedy search when ``cfg.beam_size == 1``, else beam
-    search.
+    search; sentences with constraints by :func:`constrained_search` (any beam size).
 
     Args:
         model: implements the decoder protocol.
         src: ``(B, S)`` long source ids; src_len: ``(B,)`` long true lengths.
         cfg: search options.
         prefixes: per sentence target ids the output must start with (or None).
+        constraints: per sentence the target id sequences its output must contain (empty:
+            none; such sentences are searched exactly as without constraints).
 
     Returns:
         Per sentence (input order) its hypotheses, best first.
+
+    Raises:
+        ValueError: constraints with sampling.
     """
+    todo = [i for i, c in enumerate(constraints or []) if c]
+    if not todo:
+        return _search(model, src, src_len, cfg, prefixes)
+    if cfg.sampling:
+        raise ValueError("glossary constraints need beam or greedy search, not "
+                         "search.sampling=true")
+    free = [i for i in range(src.shape[0]) if i not in set(todo)]
+    out: list[list[Hypothesis] | None] = [None] * src.shape[0]
+
+    def part(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor, list | None]:
+        index = torch.tensor(ids, dtype=torch.long, device=src.device)
+        return src[index], src_len[index], [prefixes[i] for i in ids] if prefixes else None
+
+    if free:
+        s, n, p = part(free)
+        for i, h in zip(free, _search(model, s, n, cfg, p), strict=True):
+            out[i] = h
+    s, n, p = part(todo)
+    for i, h in zip(todo, constrained_search(model, s, n, cfg, [constraints[i] for i in todo],
+                                             p), strict=True):
+        out[i] = h
+    return out  # type: ignore[return-value]
+
+
+def _search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor, cfg: SearchConfig,
+            prefixes: list[list[int]] | None = None) -> list[list[Hypothesis]]:
     if cfg.sampling:
         return sample_search(model, src, src_len, cfg, prefixes)
     if cfg.beam_size == 1:
@@ -111,5 +143,5 @@ def search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
     return beam_search(model, src, src_len, cfg, prefixes)
 
 
-__all__ = ["DecoderModel", "Hypothesis", "beam_search", "forced_decode", "greedy_search",
-           "max_lengths", "normalise", "sample_search", "search"]
+__all__ = ["DecoderModel", "Hypothesis", "beam_search", "constrained_search", "forced_decode",
+           "greedy_search", "max_lengths", "normalise", "sample_search", "search"]

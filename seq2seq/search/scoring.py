@@ -31,6 +31,8 @@ class Hypothesis:
         alignment: ``(len(tokens) + 1, S_real)`` attention rows (last row = EOS step), or None.
         token_log_probs: ``len(tokens) + 1`` per-token log-probs (EOS last) when
             ``return_scores`` was asked for (always for forced decoding), else None.
+        constraints_met: with constraints (:mod:`seq2seq.search.constrained`), per
+            constraint whether the tokens contain it; else None.
     """
 
     tokens: list[int]
@@ -38,6 +40,7 @@ class Hypothesis:
     log_prob: float
     alignment: torch.Tensor | None = None
     token_log_probs: list[float] | None = None
+    constraints_met: list[bool] | None = None
 
 
 class DecoderModel(Protocol):
@@ -98,14 +101,15 @@ def eval_mode(model: Any) -> Iterator[None]:
             model.train()
 
 
-def mask_(logp: torch.Tensor, t: int, hist: torch.Tensor, min_len: torch.Tensor,
+def mask_(logp: torch.Tensor, t: int, hist: torch.Tensor | None, min_len: torch.Tensor,
            max_len: torch.Tensor, ngram: int, prefix: torch.Tensor | None = None) -> torch.Tensor:
     """Apply min length, forced EOS at max length, n-gram blocking and target prefixes.
 
     Args:
         logp: ``(N, V)`` log-probs of this step (modified in place where possible).
         t: tokens generated so far.
-        hist: ``(N, >= t)`` generated tokens; the first ``t`` columns are used.
+        hist: ``(N, >= t)`` generated tokens; the first ``t`` columns are used (only for
+            n-gram blocking: None without it).
         min_len, max_len: ``(N,)`` long per-row limits.
         ngram: no-repeat n-gram size (0 = off).
         prefix: ``(N, P)`` long forced target prefix per row, ``-1`` after its end, or None:
