@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from seq2seq.config import plain
+from seq2seq.inference.translator import Translator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -120,6 +121,12 @@ def tiny_bundle(tiny_corpus: dict[str, Path], tmp_path_factory: pytest.TempPathF
     path = tmp_path_factory.mktemp("tiny_bundle") / "checkpoints" / "best.pt"
     save_bundle(path, build_tiny_bundle(tiny_corpus))
     return path
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_bundle: Path) -> Translator:
+    """A Translator of the tiny bundle (one per test module)."""
+    return Translator.from_checkpoint(tiny_bundle)
 
 
 @pytest.fixture(scope="session")

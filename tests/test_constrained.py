@@ -13,7 +13,7 @@ from scripted import B_, A, C, D, ScriptedModel, V
 
 from seq2seq.config import SearchConfig
 from seq2seq.search import search
-from seq2seq.search.constrained import advance, constrained_search, done_tokens, fitting
+from seq2seq.search.constrained import ConstraintTable, constrained_search, fitting
 from seq2seq.tokenizer import EOS_ID
 
 E = EOS_ID
@@ -37,15 +37,40 @@ def src_of(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return src, lens
 
 
+def advance(cons: list[tuple[int, ...]], met: int, prog: tuple[int, int] | None,
+            tok: int) -> tuple[int, tuple[int, int] | None, int]:
+    """One hypothesis' ``(met, (constraint, pos) or None, count)`` after ``tok``."""
+    table = ConstraintTable.of([cons], torch.device("cpu"))
+    st = table.start((1,), torch.device("cpu"))
+    st.met[0] = met
+    if prog is not None:
+        st.prog[0], st.pos[0] = prog
+    nxt = table.advance(torch.zeros(1, dtype=torch.long), st, torch.tensor([[tok]]))
+    p = int(nxt.prog[0, 0])
+    return int(nxt.met[0, 0]), (p, int(nxt.pos[0, 0])) if p >= 0 else None, int(nxt.count[0, 0])
+
+
 def test_constraint_state_transitions() -> None:
     cons = [(A, C), (D,)]
-    assert advance(cons, 0, None, A) == (0, (0, 1))  # starts constraint 0
-    assert advance(cons, 0, (0, 1), C) == (1, None)  # completes it
-    assert advance(cons, 0, (0, 1), B_) == (0, None)  # abandons it
-    assert advance(cons, 0, (0, 1), D) == (2, None)  # abandons 0, meets 1
-    assert advance(cons, 1, None, A) == (1, None)  # 0 is met: A starts nothing
-    assert done_tokens(cons, 2, (0, 1)) == 2
+    assert advance(cons, 0, None, A) == (0, (0, 1), 1)  # starts constraint 0
+    assert advance(cons, 0, (0, 1), C) == (1, None, 2)  # completes it
+    assert advance(cons, 0, (0, 1), B_) == (0, None, 0)  # abandons it
+    assert advance(cons, 0, (0, 1), D) == (2, None, 1)  # abandons 0, meets 1
+    assert advance(cons, 0, (0, 1), A) == (0, (0, 1), 1)  # abandons 0 and starts it again
+    assert advance(cons, 1, None, A) == (1, None, 2)  # 0 is met: A starts nothing
+    assert advance([(A, B_), (A, C)], 0, None, A) == (0, (0, 1), 1)  # the lowest-numbered
+    assert advance([(A, B_), (A,)], 0, None, A) == (0, (0, 1), 1)
+    assert advance([(A, B_), (A,)], 1, None, A) == (3, None, 3)  # 0 met: A meets 1
     assert fitting([(A,), (B_, C), (D, D, D)], 3) == ([(A,), (B_, C)], [2])
+
+
+def test_wanted_tokens_are_the_next_of_the_one_in_progress_else_unmet_firsts() -> None:
+    table = ConstraintTable.of([[(A, C), (D,)]], torch.device("cpu"))
+    st = table.start((3,), torch.device("cpu"))
+    st.met[1] = 2  # D met
+    st.prog[2], st.pos[2] = 0, 1  # in the middle of A C
+    assert table.wanted(torch.zeros(3, dtype=torch.long), st).tolist() == [
+        [A, D], [A, -1], [C, -1]]
 
 
 def test_beam_2_by_hand() -> None:

@@ -8,16 +8,13 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seq2seq.config import SearchConfig
 from seq2seq.inference.html import parse, translate_html
 from seq2seq.inference.inline import Mark, Run, place
-from seq2seq.inference.translator import Translator
 
 
 def reverse_upper(texts: list[str]) -> list[tuple[str, list[tuple[int, int]]]]:
@@ -116,11 +113,6 @@ PROTECTED = re.compile(r'<(pre|code|script)\b.*?</\1>|<span (?:translate="no"|cl
 def _protected(xml: str) -> list[str]:
     """The protected elements, as written, in order."""
     return [m.group(0) for m in PROTECTED.finditer(xml)]
-
-
-@pytest.fixture(scope="module")
-def translator(tiny_bundle: Path) -> Translator:
-    return Translator.from_checkpoint(tiny_bundle)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None,

@@ -5,9 +5,7 @@ markup, link URLs, code spans and code blocks byte for byte."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -15,7 +13,6 @@ from test_html import reverse_upper
 
 from seq2seq.config import SearchConfig
 from seq2seq.inference.markdown import translate_markdown
-from seq2seq.inference.translator import Translator
 
 
 def test_text_is_translated_and_structure_kept() -> None:
@@ -76,11 +73,6 @@ def _shape(md: str) -> tuple[list, Counter, Counter]:
             if c.type == "code_inline":
                 kept[c.content] += 1
     return blocks, marks, kept
-
-
-@pytest.fixture(scope="module")
-def translator(tiny_bundle: Path) -> Translator:
-    return Translator.from_checkpoint(tiny_bundle)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None,

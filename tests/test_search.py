@@ -12,6 +12,8 @@ from scripted import B_, NEG_INF, A, C, D, ScriptedModel, ScriptedState, Table, 
 
 from seq2seq.config import ModelConfig, SearchConfig
 from seq2seq.search import beam_search, greedy_search, normalise, search
+from seq2seq.search.beam import Finished
+from seq2seq.search.history import History
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -480,3 +482,20 @@ def test_per_token_scores_sum_to_the_log_prob(beam: int) -> None:
     assert sum(h.token_log_probs) == pytest.approx(h.log_prob, abs=1e-6)
     plain = search(ScriptedModel(PREFIX_TABLE), src, n, cfg_(beam_size=beam, n_best=1))
     assert plain[0][0].token_log_probs is None and got(plain[0]) == got(out[0])
+
+
+def test_finished_keeps_the_k_best_of_any_number_offered_with_their_tags() -> None:
+    """Two slots; three hypotheses offered at t=1 (one not new), then one at t=2 that ties
+    the worst kept: the earlier stays. Tags follow their hypotheses."""
+    cfg = SearchConfig(length_penalty="none", beam_size=2)
+    fin = Finished.empty(1, 2, 4, 3, torch.device("cpu"), cfg, tagged=True)
+    hist = History.empty((1, 3), 4, 3, torch.device("cpu"), align=False, scores=False)
+    hist.tokens[0, :, 0] = torch.tensor([5, 6, 7])
+    fin = fin.offer(torch.tensor([[True, False, True]]), torch.tensor([[-2.0, -0.1, -1.0]]), 1,
+                    hist, cfg, torch.tensor([[1, 2, 3]]))
+    assert fin.score.tolist() == [[-1.0, -2.0]] and fin.tag.tolist() == [[3, 1]]
+    assert fin.hist.tokens[0, :, 0].tolist() == [7, 5] and fin.length.tolist() == [[1, 1]]
+    one = History.empty((1, 1), 4, 3, torch.device("cpu"), align=False, scores=False)
+    fin = fin.offer(torch.tensor([[True]]), torch.tensor([[-2.0]]), 2, one, cfg,
+                    torch.tensor([[9]]))
+    assert fin.tag.tolist() == [[3, 1]] and fin.length.tolist() == [[1, 1]]

@@ -8,23 +8,16 @@ GEMM of 3 rows and one of 8 round differently), here well under 1e-5."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from seq2seq.config import SearchConfig
 from seq2seq.data import read_lines
 from seq2seq.inference.documents import translate_documents
-from seq2seq.inference.translator import Translator
 from serve.cache import SentenceCache, search_key
 
 CFG = SearchConfig(beam_size=3, n_best=2, max_len_a=1.0, max_len_b=5, return_scores=True,
                    return_alignment=True)
-
-
-@pytest.fixture(scope="module")
-def translator(tiny_bundle: Path) -> Translator:
-    return Translator.from_checkpoint(tiny_bundle)
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,6 @@ BEAM = SearchConfig(beam_size=3, n_best=3, max_len_a=1.0, max_len_b=5)
 
 
 @pytest.fixture(scope="module")
-def translator(tiny_bundle) -> Translator:
-    return Translator.from_checkpoint(tiny_bundle)
-
-
-@pytest.fixture(scope="module")
 def sentences(tiny_corpus) -> list[str]:
     return read_lines(tiny_corpus["src_train"])[:10]
 

@@ -32,45 +32,54 @@ class Finished:
         lp: ``(b, K)`` raw summed log-probs.
         length: ``(b, K)`` long token counts (EOS excluded).
         hist: their tokens (and attention rows / token log-probs), ``(b, K, T, ...)``.
+        tag: ``(b, K)`` long, a value the caller attaches to each hypothesis (the constraints
+            it met, :mod:`seq2seq.search.constrained`), or None.
     """
 
     score: torch.Tensor
     lp: torch.Tensor
     length: torch.Tensor
     hist: History
+    tag: torch.Tensor | None = None
 
     @classmethod
     def empty(cls, B: int, K: int, T: int, S: int, dev: torch.device,
-              cfg: SearchConfig) -> Finished:
+              cfg: SearchConfig, tagged: bool = False) -> Finished:
         return cls(torch.full((B, K), NEG_INF, dtype=torch.float64, device=dev),  # (B, K)
                    torch.full((B, K), NEG_INF, device=dev),  # (B, K)
                    torch.zeros(B, K, dtype=torch.long, device=dev),  # (B, K)
-                   History.empty((B, K), T, S, dev, cfg.return_alignment, cfg.return_scores))
+                   History.empty((B, K), T, S, dev, cfg.return_alignment, cfg.return_scores),
+                   torch.zeros(B, K, dtype=torch.long, device=dev) if tagged else None)
 
     def select(self, rows: torch.Tensor) -> Finished:
         """The sentences ``rows`` (mask or ids)."""
         return Finished(self.score[rows], self.lp[rows], self.length[rows],
-                        self.hist.select(rows))
+                        self.hist.select(rows), None if self.tag is None else self.tag[rows])
 
     def put(self, ids: torch.Tensor, other: Finished) -> None:
         """Sentences ``ids`` become ``other``'s."""
         self.score[ids], self.lp[ids], self.length[ids] = other.score, other.lp, other.length
         self.hist.put(ids, other.hist)
+        if self.tag is not None:
+            self.tag[ids] = other.tag
 
     def offer(self, new: torch.Tensor, lp: torch.Tensor, t: int, hist: History,
-              cfg: SearchConfig) -> Finished:
-        """Add the hypotheses ``new`` ``(b, K)`` (log-probs ``lp``, ``t`` tokens, histories
-        ``hist`` ``(b, K, ...)``), keeping the ``K`` best per sentence; ties keep the earlier
-        finished, then the lower slot."""
-        new_score = torch.where(new, normalise(lp, t + 1, cfg), NEG_INF)  # (b, K)
+              cfg: SearchConfig, tag: torch.Tensor | None = None) -> Finished:
+        """Add the hypotheses ``new`` ``(b, K')`` (log-probs ``lp``, ``t`` tokens, histories
+        ``hist`` ``(b, K', ...)``, tags ``tag`` ``(b, K')`` when this set keeps tags), keeping
+        the ``K`` best per sentence; ties keep the earlier finished, then the lower slot."""
+        new_score = torch.where(new, normalise(lp, t + 1, cfg), NEG_INF)  # (b, K')
         score, order = torch.cat([self.score, new_score], 1).sort(dim=1, descending=True,
-                                                                  stable=True)  # (b, 2K)
+                                                                  stable=True)  # (b, K+K')
         K = self.score.shape[1]
         order = order[:, :K]  # (b, K)
-        both_lp = torch.cat([self.lp, torch.where(new, lp, NEG_INF)], 1)  # (b, 2K)
-        both_len = torch.cat([self.length, torch.full_like(self.length, t)], 1)  # (b, 2K)
+        both_lp = torch.cat([self.lp, torch.where(new, lp, NEG_INF)], 1)  # (b, K+K')
+        both_len = torch.cat([self.length, torch.full_like(new, t, dtype=torch.long)],
+                             1)  # (b, K + K')
+        both_tag = None if self.tag is None else torch.cat([self.tag, tag], 1)  # (b, K+K')
         return Finished(score[:, :K], both_lp.gather(1, order), both_len.gather(1, order),
-                        self.hist.merge(hist, order))
+                        self.hist.merge(hist, order),
+                        None if both_tag is None else both_tag.gather(1, order))
 
 
 def beam_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,

@@ -30,20 +30,27 @@ keeps hypotheses at every stage of meeting the constraints. Exact semantics:
   its worst). If nothing could be finished, the best live hypothesis (most constraint tokens,
   then score) is returned.
 
-The model is stepped once per time step for all live hypotheses of all sentences, as in
-:mod:`seq2seq.search.beam`; the per-sentence bookkeeping is Python, over the few candidates
-of each hypothesis. Every decision is per sentence, so results are batch-invariant. Sentences
+The step is vectorised as in :mod:`seq2seq.search.beam` (the idea of Hu et al., 2019): the
+model is stepped once per time step for all live hypotheses of all sentences; every sentence
+holds ``G`` state rows (``G`` the widest beam among the active sentences; a narrower beam
+leaves slots empty, so the rows come in equal runs and the encoder memory is never copied); the constraint
+state of each hypothesis is three tensors (:class:`ConstraintState`), and a
+:class:`ConstraintTable` advances all candidates at once; the bank allocation is sorts and
+ranks per sentence. Every decision is per sentence, so results are batch-invariant. Sentences
 without constraints never come here: :func:`seq2seq.search.search` sends them through the
 unconstrained search, unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from seq2seq.config import SearchConfig
+from seq2seq.search.beam import Finished
+from seq2seq.search.history import History
 from seq2seq.search.scoring import (
     NEG_INF,
     DecoderModel,
@@ -52,64 +59,120 @@ from seq2seq.search.scoring import (
     limits,
     longest_first,
     mask_,
+    normalise,
     prefix_table,
 )
+from seq2seq.search.topk import topk_first
 from seq2seq.tokenizer import BOS_ID, EOS_ID
 
 Constraints = list[tuple[int, ...]]  # one sentence's constraint token sequences
 MAX_WIDTH = 8  # the widest beam a sentence's constraints widen it to
 
 
-@dataclass(frozen=True)
-class _Hyp:
-    score: float  # raw cumulative log-prob
-    tokens: tuple[int, ...]
-    lps: tuple[float, ...]  # per-token log-probs
-    steps: tuple[tuple[int, int], ...]  # (step, row) of each token's attention row
-    met: int = 0  # bitmask of met constraints
-    prog: tuple[int, int] | None = None  # (constraint, tokens of it matched) in progress
-    count: int = 0  # constraint tokens met (done_tokens)
+@dataclass
+class ConstraintState:
+    """The constraint state of hypotheses, all fields of one shape ``(*R)``.
+
+    Attributes:
+        met: long bitmask of the met constraints.
+        prog: long constraint in progress, ``-1`` for none.
+        pos: long tokens of it matched (0 without one).
+        count: long constraint tokens met: of the met constraints, plus ``pos``.
+    """
+
+    met: torch.Tensor
+    prog: torch.Tensor
+    pos: torch.Tensor
+    count: torch.Tensor
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> ConstraintState:
+        """``fn`` applied to every field (select, reshape)."""
+        return ConstraintState(fn(self.met), fn(self.prog), fn(self.pos), fn(self.count))
+
+    def take(self, index: torch.Tensor, *shape: int) -> ConstraintState:
+        """The flat elements ``index`` of every field, viewed as ``shape``."""
+        return self.map(lambda x: x.reshape(-1)[index].view(*shape))
 
 
-def advance(cons: Constraints, met: int, prog: tuple[int, int] | None,
-            tok: int) -> tuple[int, tuple[int, int] | None]:
-    """The constraint state after ``tok`` (see the module docstring)."""
-    if prog is not None:
-        k, j = prog
-        if cons[k][j] == tok:
-            return (met | 1 << k, None) if j + 1 == len(cons[k]) else (met, (k, j + 1))
-    for k, c in enumerate(cons):
-        if not met >> k & 1 and c[0] == tok:
-            return (met | 1 << k, None) if len(c) == 1 else (met, (k, 1))
-    return met, None
+@dataclass
+class ConstraintTable:
+    """The constraints of ``B`` sentences as tensors.
 
+    Attributes:
+        tokens: ``(B, C, L)`` long token ``j`` of constraint ``c`` (``-1`` past its end and
+            for absent constraints).
+        length: ``(B, C)`` long constraint lengths (0: absent).
+        total: ``(B,)`` long constraint tokens per sentence.
+    """
 
-class _Sentence:
-    """One sentence's constraints, with what the search loop asks of them often."""
+    tokens: torch.Tensor
+    length: torch.Tensor
+    total: torch.Tensor
 
-    def __init__(self, cons: Constraints) -> None:
-        self.cons = cons
-        self.total = sum(len(c) for c in cons)
-        self.firsts = {c[0] for c in cons}
+    @classmethod
+    def of(cls, cons: list[Constraints], device: torch.device) -> ConstraintTable:
+        """The table of ``cons`` (per sentence its constraints)."""
+        C = max((len(c) for c in cons), default=0) or 1
+        L = max((len(x) for c in cons for x in c), default=0) or 1
+        tokens = torch.full((len(cons), C, L), -1, dtype=torch.long)  # (B, C, L)
+        length = torch.zeros(len(cons), C, dtype=torch.long)  # (B, C)
+        for i, c in enumerate(cons):
+            for k, x in enumerate(c):
+                tokens[i, k, :len(x)] = torch.tensor(x, dtype=torch.long)
+                length[i, k] = len(x)
+        return cls(tokens.to(device), length.to(device), length.sum(1).to(device))
 
-    def step(self, h: _Hyp, tok: int) -> tuple[int, tuple[int, int] | None, int]:
-        """``(met, prog, count)`` after ``tok``; a token that starts and continues nothing
-        keeps the state (the common case, without a scan)."""
-        if h.prog is None and tok not in self.firsts:
-            return h.met, None, h.count
-        met, prog = advance(self.cons, h.met, h.prog, tok)
-        return met, prog, done_tokens(self.cons, met, prog)
+    def start(self, rows: tuple[int, ...], device: torch.device) -> ConstraintState:
+        """Nothing met, for ``rows`` hypotheses."""
+        def zero() -> torch.Tensor:
+            return torch.zeros(rows, dtype=torch.long, device=device)
+        return ConstraintState(zero(), zero() - 1, zero(), zero())
 
-    def wanted(self, h: _Hyp) -> list[int]:
-        """The constraint tokens ``h`` may take next."""
-        if h.prog is not None:
-            return [self.cons[h.prog[0]][h.prog[1]]]
-        return [c[0] for k, c in enumerate(self.cons) if not h.met >> k & 1]
+    def _next(self, sent: torch.Tensor, st: ConstraintState) -> tuple[torch.Tensor, ...]:
+        """Per hypothesis ``(N,)``: its constraints ``(N, C, L)``, their lengths ``(N, C)``,
+        the next token of the one in progress ``(N,)`` (any value without one) and which are
+        unmet ``(N, C)``."""
+        tokens, length = self.tokens[sent], self.length[sent]  # (N, C, L), (N, C)
+        nxt = tokens[torch.arange(sent.numel(), device=sent.device), st.prog.clamp(min=0),
+                     st.pos.clamp(max=tokens.shape[2] - 1)]  # (N,)
+        bits = torch.arange(length.shape[1], device=sent.device)  # (C,)
+        unmet = ((st.met[:, None] >> bits & 1) == 0) & (length > 0)  # (N, C)
+        return tokens, length, nxt, unmet
 
+    def wanted(self, sent: torch.Tensor, st: ConstraintState) -> torch.Tensor:
+        """``(N, C)`` the constraint tokens each of ``N`` hypotheses (of sentences ``sent``
+        ``(N,)``, in states ``st`` ``(N,)``) may take next: the next token of the constraint in
+        progress, else the first token of each unmet one; ``-1`` for none."""
+        tokens, _, nxt, unmet = self._next(sent, st)
+        firsts = torch.where(unmet, tokens[:, :, 0], -1)  # (N, C)
+        cont = torch.full_like(firsts, -1)
+        cont[:, 0] = nxt
+        return torch.where((st.prog >= 0)[:, None], cont, firsts)
 
-def done_tokens(cons: Constraints, met: int, prog: tuple[int, int] | None) -> int:
-    """Constraint tokens met (whole constraints plus the progress in one)."""
-    return sum(len(c) for k, c in enumerate(cons) if met >> k & 1) + (prog[1] if prog else 0)
+    def advance(self, sent: torch.Tensor, st: ConstraintState,
+                tok: torch.Tensor) -> ConstraintState:
+        """The states after the tokens ``tok`` ``(N, M)`` (``M`` candidates for each of ``N``
+        hypotheses of sentences ``sent`` ``(N,)``, in states ``st`` ``(N,)``): a token that
+        continues the constraint in progress continues it (and meets it with its last token);
+        else a token that starts unmet constraints starts the lowest-numbered one; else the
+        progress is abandoned (the tokens stay, the constraint is unmet again)."""
+        tokens, length, nxt, unmet = self._next(sent, st)
+        prog = st.prog.clamp(min=0)  # (N,)
+        cont = (st.prog >= 0)[:, None] & (tok == nxt[:, None])  # (N, M)
+        done = cont & ((st.pos + 1)[:, None] == length.gather(1, prog[:, None]))  # completes it
+        starts = (tok[:, :, None] == tokens[:, None, :, 0]) & unmet[:, None, :]  # (N, M, C)
+        first = starts.long().argmax(2)  # (N, M) the lowest-numbered one it starts
+        started = ~cont & starts.any(2)  # (N, M)
+        first_len = length.gather(1, first)  # (N, M)
+        met = st.met[:, None].expand_as(tok)  # (N, M)
+        met = torch.where(done, met | (1 << prog)[:, None], met)
+        met = torch.where(started & (first_len == 1), met | (1 << first), met)
+        going, opened = cont & ~done, started & (first_len > 1)  # (N, M) each
+        prog_new = torch.where(going, prog[:, None], torch.where(opened, first, -1))
+        pos = torch.where(going, (st.pos + 1)[:, None], opened.long())  # (N, M)
+        bits = torch.arange(length.shape[1], device=sent.device)  # (C,)
+        count = ((met[:, :, None] >> bits & 1) * length[:, None, :]).sum(2) + pos  # (N, M)
+        return ConstraintState(met, prog_new, pos, count)
 
 
 def fitting(cons: Constraints, max_len: int) -> tuple[Constraints, list[int]]:
@@ -119,37 +182,6 @@ def fitting(cons: Constraints, max_len: int) -> tuple[Constraints, list[int]]:
     while kept and sum(len(cons[k]) for k in kept) > max_len:
         kept.pop()
     return [cons[k] for k in kept], [k for k in range(len(cons)) if k not in kept]
-
-
-def _norm(score: float, length: int, cfg: SearchConfig) -> float:
-    """:func:`~seq2seq.search.scoring.normalise` of one score, in Python floats."""
-    if cfg.length_penalty == "none":
-        return score
-    if cfg.length_penalty == "average":
-        return score / length
-    return score / ((5.0 + length) / 6.0) ** cfg.alpha
-
-
-def _allocate(cands: list[tuple], banks: int, K: int) -> list[tuple]:
-    """``K`` of ``cands`` (``(score, parent, token, lp, met, prog, count)``, best first):
-    ``K // banks`` per bank by score, the rest the best of any bank."""
-    per_bank = K // banks
-    chosen: list[tuple] = []
-    taken = set()
-    if per_bank:
-        counts: dict[int, int] = {}
-        for i, c in enumerate(cands):
-            if counts.get(c[6], 0) < per_bank:
-                counts[c[6]] = counts.get(c[6], 0) + 1
-                chosen.append(c)
-                taken.add(i)
-    for i, c in enumerate(cands):
-        if len(chosen) >= K:
-            break
-        if i not in taken:
-            chosen.append(c)
-    chosen.sort(key=lambda c: (-c[0], c[1], c[2]))
-    return chosen[:K]
 
 
 def constrained_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Tensor,
@@ -166,148 +198,203 @@ def constrained_search(model: DecoderModel, src: torch.Tensor, src_len: torch.Te
         Per sentence (input order) up to ``n_best`` hypotheses, best first, each with
         ``constraints_met``: per constraint (in the given order) whether it is in the output.
     """
-    K = cfg.beam_size
-    dev = src.device
-    prefix = prefix_table(prefixes, dev)  # (B, P) or None
+    prefix = prefix_table(prefixes, src.device)  # (B, P) or None
     lim = limits(src, src_len, cfg, prefix)
-    B, T = src.shape[0], lim.steps
-    max_len = lim.max_len.tolist()
+    (B, S), dev, T = src.shape, src.device, lim.steps
     given = [[tuple(c) for c in sent] for sent in constraints]
-    cons, dropped = zip(*(fitting(c, m) for c, m in zip(given, max_len, strict=True)),
-                        strict=True) if B else ((), ())
-    sents = [_Sentence(c) for c in cons]
-    width = [max(K, min(x.total + 1, MAX_WIDTH)) for x in sents]
-    attn_steps: list[torch.Tensor] = []
-    finished: list[list[tuple[float, int, _Hyp]]] = [[] for _ in range(B)]
-    results: list[list[Hypothesis] | None] = [None] * B
+    fit = [fitting(c, m) for c, m in zip(given, lim.max_len.tolist(), strict=True)]
+    table = ConstraintTable.of([c for c, _ in fit], dev)
+    width = (table.total + 1).clamp(max=MAX_WIDTH).clamp(min=cfg.beam_size)  # (B,)
+    K = cfg.beam_size
+    G = int(width.max()) if B else 1  # state rows per sentence: the widest active beam
+    out = Finished.empty(B, K, T, S, dev, cfg, tagged=True)  # every sentence's result
+    fallback: dict[int, Hypothesis] = {}  # sentences that finished nothing: best live one
     with eval_mode(model):
-        sent = longest_first(lim.src_len).tolist()  # active sentences, decoding order
+        sent = longest_first(lim.src_len)  # (b,) original ids of active sentences
         state = model.init_state(model.encode(src[sent], lim.src_len[sent]))
-        live = {i: [(_Hyp(0.0, (), (), ()), r)] for r, i in enumerate(sent)}  # hyp, its row
-        prev = torch.full((B,), BOS_ID, dtype=torch.long, device=dev)
+        live = torch.full((B, G), NEG_INF, device=dev)  # (b, G) raw scores; -inf = empty
+        live[:, 0] = 0.0
+        cst = table.start((B, G), dev)  # (b, G) each
+        hist = History.empty((B * G,), T, S, dev, cfg.return_alignment, cfg.return_scores)
+        fin = Finished.empty(B, K, T, S, dev, cfg, tagged=True)  # (b, K) per active sentence
+        prev = torch.full((B,), BOS_ID, dtype=torch.long, device=dev)  # (B,) first step
         for t in range(T):
-            logp, state = model.step(prev, state)  # (N, V)
-            if cfg.return_alignment:
-                attn_steps.append(state.attn.float())  # (N, S)
-            rows = [(i, h) for i in sent for h, _ in live[i]]  # row order of the state
-            row_sent = torch.tensor([i for i, _ in rows], dtype=torch.long, device=dev)
-            hist = (torch.tensor([h.tokens for _, h in rows], dtype=torch.long,
-                                 device=dev).view(len(rows), t)  # (N, t), for n-gram blocking
-                    if cfg.no_repeat_ngram_size else None)
-            logp = mask_(logp.float(), t, hist, lim.min_len[row_sent], lim.max_len[row_sent],
-                          cfg.no_repeat_ngram_size,
+            b = sent.numel()
+            logp, state = model.step(prev, state)  # (N, V); (B, V) at t = 0
+            step_attn = state.attn
+            if t == 0:
+                logp = logp.repeat_interleave(G, dim=0)  # (N, V) the same row for every slot
+                if hist.attn is not None:
+                    step_attn = step_attn.repeat_interleave(G, dim=0)  # (N, S)
+            row_sent = sent.repeat_interleave(G)  # (N,)
+            logp = mask_(logp.float(), t, hist.tokens, lim.min_len[row_sent],
+                          lim.max_len[row_sent], cfg.no_repeat_ngram_size,
                           prefix[row_sent] if prefix is not None else None)  # (N, V)
-            short = [r for r, (i, h) in enumerate(rows) if h.count < sents[i].total]
-            if short:
-                logp[short, EOS_ID] = NEG_INF  # no end before every constraint is met
-            cands = _candidates(logp, rows, sents, min(max(width), logp.shape[1]))
-            chosen: list[tuple[int, _Hyp]] = []
-            for i in list(sent):
-                mine = sorted(cands.get(i, []), key=lambda c: (-c[0], c[1], c[2]))
-                k = width[i]
-                nxt = _step_sentence(t, mine, live[i], sents[i].total, max_len[i], k,
-                                     finished[i], cfg)
-                best_live = nxt[0][0].score if nxt else NEG_INF
-                full = len(finished[i]) >= k
-                beaten = full and _norm(best_live, t + 1, cfg) <= finished[i][k - 1][0]
-                if not nxt or beaten or t == T - 1:
-                    results[i] = _collect(finished[i], nxt, cons[i], len(given[i]), dropped[i],
-                                          attn_steps, int(lim.src_len[i]), cfg)
-                    sent.remove(i)
-                    continue
-                live[i] = nxt
-                chosen += nxt
-            if not sent:
+            hist.write(t, attn=step_attn)
+            flat = cst.map(lambda x: x.reshape(-1))  # (N,) each
+            logp[flat.count < table.total[row_sent], EOS_ID] = NEG_INF  # no end before all met
+            # candidates: each row's best tokens and the constraint tokens it may take
+            top_v, top_i = topk_first(logp, min(G, logp.shape[1]))  # (N, k) each
+            want = table.wanted(row_sent, flat)  # (N, C)
+            dup = want < 0  # (N, C) no token, or one the row proposes already
+            for j in range(want.shape[1]):
+                dup[:, j] |= ((want[:, j:j + 1] == top_i).any(1)
+                              | (want[:, j:j + 1] == want[:, :j]).any(1))
+            tok = torch.cat([top_i, want.clamp(min=0)], 1)  # (N, M)
+            lp = torch.cat([top_v, logp.gather(1, want.clamp(min=0)).masked_fill(dup, NEG_INF)],
+                           1)  # (N, M)
+            score = live.view(-1, 1) + lp  # (N, M)
+            nxt = table.advance(row_sent, flat, tok)  # (N, M) each
+            # EOS among a row's best tokens (only once all are met) finishes it
+            is_eos = tok == EOS_ID  # (N, M)
+            eos_lp = torch.where(is_eos, score, NEG_INF).amax(1).view(b, G)  # (b, G)
+            new = eos_lp > NEG_INF
+            if bool(new.any()):
+                fin = fin.offer(new, eos_lp, t, hist.ending(t, logp[:, EOS_ID]).reshape(b, G),
+                                cfg, cst.met)
+            # the next live beam: drop what misses the deadline, then allocate by banks
+            left = lim.max_len[row_sent] - (t + 1)  # (N,) tokens possible after this one
+            ok = (~is_eos & (score > NEG_INF)
+                  & (table.total[row_sent, None] - nxt.count <= left[:, None]))  # (N, M)
+            pick = _allocate(score, ok, nxt.count, tok, width[sent], table.total[sent], G)
+            filled = pick >= 0  # (b, G)
+            pick = torch.where(filled, pick, (torch.arange(b, device=dev) * G * tok.shape[1]
+                                              )[:, None]).view(-1)  # (b*G,) empty: own row 0
+            live = torch.where(filled, score.view(-1)[pick].view(b, G), NEG_INF)  # (b, G)
+            cst = nxt.take(pick, b, G)  # (b, G) each
+            rows = pick // tok.shape[1]  # (b*G,) parent row of each slot
+            prev = tok.view(-1)[pick]  # (b*G,)
+            hist = hist.select(rows)
+            hist.write(t, tokens=prev, lps=lp.view(-1)[pick])
+            # stopping (as in beam search, with each sentence's own width)
+            best_live = live.max(dim=1).values  # (b,)
+            kth = fin.score[:, -1]  # (b,) the worst of the K best
+            beaten = normalise(best_live, t + 1, cfg) <= kth
+            done = (best_live == NEG_INF) | ((kth > NEG_INF) & beaten) | (t == T - 1)  # (b,)
+            if bool(done.any()):
+                out.put(sent[done], fin.select(done))
+                for j in (done & (fin.score[:, 0] == NEG_INF)).nonzero().flatten().tolist():
+                    fallback[int(sent[j])] = _best_live(live[j], cst.count[j], hist, j * G, t,
+                                                        int(lim.src_len[sent[j]]), cfg)
+            keep = (~done).nonzero().squeeze(1)  # (b',)
+            if keep.numel() == 0:
                 break
-            parents = torch.tensor([r for _, r in chosen], dtype=torch.long, device=dev)
-            state = model.reorder_state(state, parents)
-            prev = torch.tensor([h.tokens[-1] for h, _ in chosen], dtype=torch.long, device=dev)
-            # the chosen hypotheses' rows in the next step, per sentence, in order
-            r = 0
-            for i in sent:
-                live[i] = [(h, (r := r + 1) - 1) for h, _ in live[i]]
-    return results  # type: ignore[return-value]
+            # the kept sentences' slots; slots past the widest kept beam are always empty
+            g = int(width[sent[keep]].max())
+            keep_rows = (keep[:, None] * G + torch.arange(g, device=dev)).view(-1)  # (b'*g,)
+            state = model.reorder_state(state, rows[keep_rows] // G if t == 0
+                                        else rows[keep_rows])
+            live = live[keep, :g]
+            prev, hist = prev[keep_rows], hist.select(keep_rows)
+            sent, fin = sent[keep], fin.select(keep)
+            cst, G = cst.take(keep_rows, -1, g), g
+    return _collect(out, fallback, lim.src_len, given, [d for _, d in fit], cfg)
 
 
-def _candidates(logp: torch.Tensor, rows: list[tuple[int, _Hyp]], sents: list[_Sentence],
-                k: int) -> dict[int, list[tuple]]:
-    """Per sentence its candidates ``(score, parent row, token, lp, met, prog, count)``: each
-    row's ``k`` best tokens and its constraint tokens (finite log-probs only)."""
-    top_v, top_i = (x.tolist() for x in logp.topk(k, dim=1))  # (N, k) each
-    want = [(r, y) for r, (i, h) in enumerate(rows) for y in sents[i].wanted(h)]
-    extra = logp[[r for r, _ in want], [y for _, y in want]].tolist() if want else []
-    for (r, y), v in zip(want, extra, strict=True):
-        if y not in top_i[r]:
-            top_i[r].append(y)
-            top_v[r].append(v)
-    out: dict[int, list[tuple]] = {}
-    for r, (i, h) in enumerate(rows):
-        mine = out.setdefault(i, [])
-        sentence, score, plain = sents[i], h.score, (h.met, None, h.count)
-        for y, v in zip(top_i[r], top_v[r], strict=True):
-            if v == NEG_INF:
-                continue
-            if y == EOS_ID:
-                state = (h.met, h.prog, h.count)
-            elif h.prog is None and y not in sentence.firsts:
-                state = plain  # the common case: nothing starts or continues
-            else:
-                state = sentence.step(h, y)
-            mine.append((score + v, r, y, v, *state))
-    return out
+def _lexsort(*keys: torch.Tensor) -> torch.Tensor:
+    """The permutation that sorts by ``keys[0]``, then ``keys[1]``, ... (all ascending)."""
+    order = torch.arange(keys[0].numel(), device=keys[0].device)
+    for key in reversed(keys):
+        order = order[key[order].argsort(stable=True)]
+    return order
 
 
-def _step_sentence(t: int, cands: list[tuple], live: list[tuple[_Hyp, int]], total: int,
-                   max_len: int, K: int, finished: list[tuple[float, int, _Hyp]],
-                   cfg: SearchConfig) -> list[tuple[_Hyp, int]]:
-    """One step of one sentence: EOS candidates into ``finished``, the next live beam."""
-    parent = {r: h for h, r in live}
-    steps_left = max_len - (t + 1)  # tokens still possible after this one (EOS excluded)
-    keep = []
-    for c in cands:
-        score, r, y, v, met, prog, count = c
-        h = parent[r]
-        if y == EOS_ID:
-            if count == total:
-                ended = _Hyp(score, h.tokens, h.lps + (v,), h.steps + ((t, r),), met, prog,
-                             count)
-                norm = _norm(score, t + 1, cfg)
-                finished.append((norm, len(finished), ended))
-                finished.sort(key=lambda f: (-f[0], f[1]))
-                del finished[K:]
-            continue
-        if total - count <= steps_left:
-            keep.append(c)
-    chosen = _allocate(keep, total + 1, K)
-    return [(_Hyp(s, parent[r].tokens + (y,), parent[r].lps + (v,),
-                  parent[r].steps + ((t, r),), met, prog, count), r)
-            for s, r, y, v, met, prog, count in chosen]
+def _group_rank(key: torch.Tensor) -> torch.Tensor:
+    """For rows sorted by ``key``, each row's position within its run of equal keys."""
+    n = key.numel()
+    new = torch.ones(n, dtype=torch.bool, device=key.device)
+    new[1:] = key[1:] != key[:-1]
+    starts = new.nonzero().squeeze(1)  # (R,)
+    sizes = torch.diff(starts, append=torch.tensor([n], device=key.device))  # (R,)
+    return torch.arange(n, device=key.device) - starts.repeat_interleave(sizes)
 
 
-def _collect(finished: list[tuple[float, int, _Hyp]], live: list[tuple[_Hyp, int]],
-             cons: Constraints, n_given: int, dropped: list[int], attn: list[torch.Tensor],
-             src_len: int, cfg: SearchConfig) -> list[Hypothesis]:
-    """The sentence's hypotheses: its finished ones, best first (or its best live one)."""
-    kept = [k for k in range(n_given) if k not in dropped]  # given index of each kept one
-    if finished:
-        picked = [(norm, h) for norm, _, h in finished[:cfg.n_best]]
-    else:  # nothing could end: the live hypothesis that met the most
-        best = max((h for h, _ in live), default=_Hyp(NEG_INF, (), (), ()),
-                   key=lambda h: (h.count, h.score))
-        picked = [(_norm(best.score, len(best.tokens) + 1, cfg), best)]
-    out = []
-    for norm, h in picked:
-        tokens = [y for y in h.tokens]
-        met = [False] * n_given
-        for j, k in enumerate(kept):
-            met[k] = bool(h.met >> j & 1)
-        alignment = None
-        if cfg.return_alignment and attn:
-            rows = [attn[t][r, :src_len] for t, r in h.steps]
-            alignment = torch.stack(rows) if rows else attn[0].new_zeros(0, src_len)
-        out.append(Hypothesis(tokens, norm, float(sum(h.lps)), alignment,
-                              list(h.lps) if cfg.return_scores else None, met))
-    return out
+def _allocate(score: torch.Tensor, ok: torch.Tensor, bank: torch.Tensor, tok: torch.Tensor,
+              width: torch.Tensor, total: torch.Tensor, G: int) -> torch.Tensor:
+    """The next beam of each sentence from its candidates (module docstring): ``width //
+    (total + 1)`` slots per bank by score, the rest to the best candidates of any bank; ties
+    by parent slot, then token.
+
+    Args:
+        score, ok, bank, tok: ``(N, M)`` candidates of the ``N = b * G`` rows: raw scores,
+            which may go on, constraint tokens met, tokens.
+        width, total: ``(b,)`` beam widths and constraint tokens of the sentences.
+
+    Returns:
+        ``(b, G)`` long flat candidate index for each slot, best first; ``-1``: empty.
+    """
+    M, b = score.shape[1], score.shape[0] // G
+    cand = ok.view(-1).nonzero().squeeze(1)  # (P,)
+    row = cand // M
+    sid = row // G  # (P,)
+    neg, bk = -score.view(-1)[cand], bank.view(-1)[cand]  # (P,) each
+    tie = (row % G) * (int(tok.max()) + 1) + tok.view(-1)[cand]  # (P,) parent slot, token
+    sid_bk = sid * (int(total.max()) + 1) + bk  # (P,) sentence, bank
+    base = _lexsort(neg, tie)  # best first; stable sorts by sentence keep this order within
+    order = base[sid_bk[base].argsort(stable=True)]  # per sentence and bank, best first
+    reserved = torch.empty_like(cand, dtype=torch.bool)
+    reserved[order] = _group_rank(sid_bk[order]) < (width // (total + 1))[sid[order]]
+    order = base[(sid * 2 + (~reserved).long())[base].argsort(stable=True)]
+    taken = torch.zeros_like(reserved)
+    taken[order[_group_rank(sid[order]) < width[sid[order]]]] = True
+    taken = base[taken[base]]
+    taken = taken[sid[taken].argsort(stable=True)]  # per sentence, best first
+    pick = torch.full((b, G), -1, dtype=torch.long, device=score.device)
+    pick[sid[taken], _group_rank(sid[taken])] = cand[taken]
+    return pick
 
 
-__all__ = ["advance", "constrained_search", "done_tokens", "fitting"]
+def _best_live(live: torch.Tensor, count: torch.Tensor, hist: History, row0: int, t: int,
+               src_len: int, cfg: SearchConfig) -> Hypothesis:
+    """A sentence that finished nothing: its live hypothesis (``live``, ``count`` ``(G,)``,
+    rows ``row0 ...`` of ``hist``, ``t + 1`` tokens) with the most constraint tokens, then the
+    best score; an empty one if none is left."""
+    slots = [(c, s, j) for j, (s, c) in enumerate(zip(live.tolist(), count.tolist(),
+                                                      strict=True)) if s > NEG_INF]
+    if not slots:
+        empty = hist.attn.new_zeros(0, src_len) if hist.attn is not None else None
+        return Hypothesis([], NEG_INF, NEG_INF, empty, [] if cfg.return_scores else None, [])
+    _, s, j = max(slots, key=lambda x: (x[0], x[1], -x[2]))
+    tokens, attn, lps = hist.outputs((row0 + j,), t + 1, src_len)
+    return Hypothesis(tokens, float(normalise(torch.tensor(s), t + 2, cfg)), s,
+                      None if attn is None else attn[:t + 1],
+                      None if lps is None else lps[:t + 1], [])
+
+
+def _collect(out: Finished, fallback: dict[int, Hypothesis], src_len: torch.Tensor,
+             given: list[Constraints], dropped: list[list[int]],
+             cfg: SearchConfig) -> list[list[Hypothesis]]:
+    """Per sentence its finished hypotheses, best first (or its fallback), with which given
+    constraints each met."""
+    score_l, lp_l, len_l = out.score.tolist(), out.lp.tolist(), out.length.tolist()
+    tag_l = out.tag.tolist()
+    results = []
+    for i, cons in enumerate(given):
+        kept = [k for k in range(len(cons)) if k not in dropped[i]]  # given index of each
+        if i in fallback:
+            found = [(fallback[i], _met_of(fallback[i], cons, kept))]
+        else:
+            found = []
+            for j in range(min(cfg.n_best, len(score_l[i]))):
+                if lp_l[i][j] == NEG_INF:
+                    break
+                tokens, alignment, lps = out.hist.outputs((i, j), len_l[i][j], int(src_len[i]))
+                met = [False] * len(cons)
+                for bit, k in enumerate(kept):
+                    met[k] = bool(tag_l[i][j] >> bit & 1)
+                found.append((Hypothesis(tokens, score_l[i][j], lp_l[i][j], alignment, lps),
+                              met))
+        for h, met in found:
+            h.constraints_met = met
+        results.append([h for h, _ in found])
+    return results
+
+
+def _met_of(h: Hypothesis, cons: Constraints, kept: list[int]) -> list[bool]:
+    """Which given constraints the (unfinished) hypothesis ``h`` contains (the kept ones)."""
+    return [k in kept and any(tuple(h.tokens[p:p + len(c)]) == c
+                              for p in range(len(h.tokens) - len(c) + 1))
+            for k, c in enumerate(cons)]
+
+
+__all__ = ["ConstraintState", "ConstraintTable", "constrained_search", "fitting"]

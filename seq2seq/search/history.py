@@ -89,10 +89,10 @@ class History:
         return History(self.tokens, self.attn, lps)
 
     def merge(self, other: History, order: torch.Tensor) -> History:
-        """``(b, K)`` rows from ``self`` and ``other`` (both ``(b, K, ...)``) side by side, then
-        ``order`` ``(b, K')`` picks per sentence which (indices into the ``2K`` of them)."""
+        """``(b, K)`` rows of ``self`` and ``(b, K2)`` of ``other`` side by side, then ``order``
+        ``(b, K')`` picks per sentence which (indices into the ``K + K2`` of them)."""
         def pick(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            both = torch.cat([a, b], 1)  # (b, 2K, ...)
+            both = torch.cat([a, b], 1)  # (b, K + K2, ...)
             return both.take_along_dim(order.view(*order.shape, *[1] * (both.dim() - 2)), 1)
         return History(pick(self.tokens, other.tokens),
                        None if self.attn is None else pick(self.attn, other.attn),
