@@ -32,11 +32,11 @@ import torch
 from benchmarks.search import add_slice_args, load_slice, run
 from benchmarks.train_step import make_batch
 from seq2seq.config import ModelConfig, SearchConfig
+from seq2seq.model.loss import label_smoothed_cross_entropy
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.rnn import FusedLSTM, workspace
 from seq2seq.rnn import gru as gru_mod
 from seq2seq.rnn import lstm as lstm_mod
-from seq2seq.training.loss import label_smoothed_cross_entropy
 
 
 @contextlib.contextmanager

@@ -4,10 +4,10 @@ Usage::
 
     python -m benchmarks.train_step [--threads 2] [--batch 100] [--src-len 40] [--tgt-len 40]
         [--vocab 8000] [--steps 5] [--rnn gru] [--decoder bahdanau:feed luong_general:nofeed]
-        [--precision fp32 bf16] [--profile]
+        [--precision fp32 bf16] [--loss fused logits] [--profile]
 
 Every ``--decoder`` (attention kind, with or without input feeding) is timed in every
-``--precision``; the timed steps take turns (one step of each model per round), so a noisy
+``--precision`` (and through every ``--loss`` path); the timed steps take turns (one step of each model per round), so a noisy
 moment hits every model alike, and each model is compared with the first one.
 
 Random token ids with mildly varied lengths (like a length-bucketed batch). Prints tokens/s of
@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seq2seq.config import ModelConfig
+from seq2seq.model.loss import label_smoothed_cross_entropy
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.runtime import autocast, resolve_device, resolve_precision
-from seq2seq.training.loss import label_smoothed_cross_entropy
 
 
 def make_batch(B: int, S: int, T: int, V: int, seed: int = 0):
@@ -111,6 +111,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--precision", nargs="+", default=["fp32"],
                     help="autocast precisions to time in one run (fp32 bf16 fp16 auto)")
+    ap.add_argument("--loss", nargs="+", default=["fused"], choices=["fused", "logits"],
+                    help="loss paths to time in one run: fused (what training runs: output "
+                         "layer at real rows only, fused with the loss) or logits (the "
+                         "(B, T, V) logits, then the loss)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device, key="--device")
@@ -132,8 +136,10 @@ def main() -> None:
     models = {}
     for spec, cfg in cfgs.items():
         for prec in args.precision:  # fp32 master weights; autocast casts per op
-            models[f"{spec} {prec}"] = (Seq2Seq(cfg, args.vocab, args.vocab).to(device),
-                                        resolve_precision(prec, device, key="--precision"))
+            for path in args.loss:
+                name = f"{spec} {prec}" + (f" {path}" if len(args.loss) > 1 else "")
+                models[name] = (Seq2Seq(cfg, args.vocab, args.vocab).to(device),
+                                resolve_precision(prec, device, key="--precision"))
     if not args.no_reference and not args.profile and args.rnn == "gru":
         models["textbook"] = (TextbookSeq2Seq(args.vocab, args.hidden, args.hidden).to(device),
                               None)
@@ -144,13 +150,17 @@ def main() -> None:
 
         def train_step(model=model, opt=opt, name=name, amp=amp) -> None:
             opt.zero_grad(set_to_none=True)
-            with autocast(device, amp):
-                logits = model(src, src_len, tgt_in)
-            logits = logits.float()  # loss in fp32
-            if name != "textbook":
+            if name.endswith("logits"):
+                with autocast(device, amp):
+                    logits = model(src, src_len, tgt_in)  # (B, T, V)
                 out = label_smoothed_cross_entropy(logits, tgt_out, 0.1)
                 loss = out.loss / out.ntokens
+            elif name != "textbook":
+                with autocast(device, amp):
+                    out = model(src, src_len, tgt_in, tgt_out, 0.1)
+                loss = out.loss / out.ntokens
             else:
+                logits = model(src, src_len, tgt_in)
                 loss = F.cross_entropy(logits.reshape(-1, args.vocab), tgt_out.reshape(-1),
                                        ignore_index=0, label_smoothing=0.1)
             loss.backward()

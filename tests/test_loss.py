@@ -1,4 +1,4 @@
-"""Tests for seq2seq.training.loss: label-smoothed, padding-masked cross entropy."""
+"""Tests for seq2seq.model.loss: label-smoothed, padding-masked cross entropy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seq2seq.training.loss import label_smoothed_cross_entropy
+import seq2seq.model.loss as loss_mod
+from seq2seq.model.loss import label_smoothed_cross_entropy, output_loss
 
 
 def _data():
@@ -58,3 +59,61 @@ def test_bad_epsilon_raises() -> None:
     logits, target = _data()
     with pytest.raises(ValueError, match="label smoothing"):
         label_smoothed_cross_entropy(logits, target, 1.0)
+
+
+# ------------------------------------------------------------------ the fused output layer
+def _layer(N: int = 40, E: int = 5, V: int = 11, dtype=torch.float32):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(N, E, generator=g, dtype=dtype, requires_grad=True)
+    w = torch.randn(V, E, generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(V, generator=g, dtype=dtype, requires_grad=True)
+    target = torch.randint(1, V, (N,), generator=g)
+    return x, w, b, target
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("chunk_elements", [16 * 11, 1 << 22])  # 16-row chunks; one chunk
+def test_output_loss_matches_torch_linear_and_cross_entropy(eps: float, chunk_elements: int,
+                                                            monkeypatch) -> None:
+    monkeypatch.setattr(loss_mod, "CHUNK_ELEMENTS", chunk_elements)
+    x, w, b, target = _layer()
+    out = output_loss(x, w, b, target, eps)
+    logits = F.linear(x, w, b)  # (N, V)
+    ref = F.cross_entropy(logits, target, label_smoothing=eps, reduction="sum")
+    torch.testing.assert_close(out.loss, ref)
+    torch.testing.assert_close(out.nll, F.cross_entropy(logits, target, reduction="sum"))
+    assert out.ntokens == 40 and not out.nll.requires_grad
+    got = torch.autograd.grad(2.5 * out.loss, (x, w, b))  # the incoming gradient scales them
+    want = torch.autograd.grad(2.5 * ref, (x, w, b))
+    for a, e in zip(got, want, strict=True):
+        torch.testing.assert_close(a, e)
+
+
+def test_output_loss_passes_fp64_gradcheck(monkeypatch) -> None:
+    monkeypatch.setattr(loss_mod, "CHUNK_ELEMENTS", 16 * 7)  # several chunks
+    x, w, b, target = _layer(N=20, E=3, V=7, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x, w, b: output_loss(x, w, b, target, 0.1).loss,
+                                    (x, w, b))
+
+
+def test_output_loss_without_grad_mode_makes_no_gradients() -> None:
+    x, w, b, target = _layer()
+    with torch.no_grad():
+        out = output_loss(x, w, b, target, 0.1)
+    assert not out.loss.requires_grad
+    ref = F.cross_entropy(F.linear(x, w, b), target, label_smoothing=0.1, reduction="sum")
+    torch.testing.assert_close(out.loss, ref.detach())
+
+
+def test_output_loss_under_bf16_autocast_is_close_and_keeps_fp32_gradients() -> None:
+    x, w, b, target = _layer(N=64, E=16, V=50)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = output_loss(x, w, b, target, 0.1)
+    assert out.loss.dtype == torch.float32
+    ref = F.cross_entropy(F.linear(x, w, b), target, label_smoothing=0.1, reduction="sum")
+    torch.testing.assert_close(out.loss, ref, rtol=2e-2, atol=0.0)
+    got = torch.autograd.grad(out.loss, (x, w, b))
+    want = torch.autograd.grad(ref, (x, w, b))
+    for a, e in zip(got, want, strict=True):
+        assert a.dtype == torch.float32
+        assert (a - e).norm() < 0.05 * e.norm()

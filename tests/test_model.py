@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from seq2seq.config import ModelConfig
+from seq2seq.model.loss import label_smoothed_cross_entropy
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.training.loss import label_smoothed_cross_entropy
 
 VARIANTS = list(itertools.product(["gru", "lstm", "rnn_tanh", "rnn_relu"],
                                   ["bahdanau", "luong_dot", "luong_general"]))
@@ -188,7 +188,7 @@ def test_training_pass_gradients_equal_unrolled_step_gradients(rnn: str, attenti
     model = Seq2Seq(_cfg(rnn, attention, dropout=0.0, input_feeding=feeding), 20, 15).double()
     src, src_len, tgt_in = _batch()
     tgt_out = torch.where(tgt_in != 0, (tgt_in + 1) % 15, 0)
-    loss = label_smoothed_cross_entropy(model(src, src_len, tgt_in), tgt_out, 0.1).loss
+    loss = model(src, src_len, tgt_in, tgt_out, 0.1).loss  # the training pass, fp64 through
     fast = torch.autograd.grad(loss, list(model.parameters()))
     state = model.init_state(model.encode(src, src_len))
     steps = []
@@ -196,7 +196,7 @@ def test_training_pass_gradients_equal_unrolled_step_gradients(rnn: str, attenti
         logp, state = model.step(tgt_in[:, t], state)
         steps.append(logp)
     loss2 = label_smoothed_cross_entropy(torch.stack(steps, 1), tgt_out, 0.1).loss
-    torch.testing.assert_close(loss, loss2)
+    torch.testing.assert_close(loss.float(), loss2)  # step's log-probs are float32
     slow = torch.autograd.grad(loss2, list(model.parameters()))
     for (name, _), a, b in zip(model.named_parameters(), fast, slow, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=name)
@@ -256,3 +256,25 @@ def test_decoder_without_input_feeding_passes_gradcheck(rnn: str, attention: str
     c0 = torch.randn(2, 2, 3, dtype=torch.float64, requires_grad=True)
     params = [p.detach().clone().requires_grad_() for p in dec.parameters()]
     assert torch.autograd.gradcheck(fn, (memory, h0, c0, *params))
+
+
+@pytest.mark.parametrize("feeding,tie,embed", [(True, False, 8), (False, False, 8),
+                                               (False, True, 6), (True, True, 8)])
+def test_loss_pass_equals_the_loss_of_the_logits(feeding: bool, tie: bool, embed: int) -> None:
+    """``model(..., tgt_out)`` (output layer at real rows only, fused with the loss) gives the
+    loss and the gradients of every parameter that the (B, T, V) logits give."""
+    torch.manual_seed(0)
+    cfg = _cfg(input_feeding=feeding, tie_embeddings=tie, embed_dim=embed, dropout=0.0)
+    model = Seq2Seq(cfg, 20, 15)
+    src, src_len, tgt_in = _batch()
+    tgt_out = torch.tensor([[5, 6, 7, 8, 3], [9, 3, 0, 0, 0], [4, 5, 6, 3, 0]])
+    out = model(src, src_len, tgt_in, tgt_out, 0.1)
+    ref = label_smoothed_cross_entropy(model(src, src_len, tgt_in), tgt_out, 0.1)
+    torch.testing.assert_close(out.loss, ref.loss)
+    torch.testing.assert_close(out.nll, ref.nll)
+    assert out.ntokens == ref.ntokens == 11
+    params = [p for p in model.parameters() if p.requires_grad]
+    got = torch.autograd.grad(out.loss, params)
+    want = torch.autograd.grad(ref.loss, params)
+    for (name, _), a, e in zip(model.named_parameters(), got, want, strict=True):
+        torch.testing.assert_close(a, e, msg=name)

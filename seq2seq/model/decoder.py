@@ -22,6 +22,8 @@ feeding (``model.input_feeding=false``) the RNN stack does not depend on attenti
 layer runs over all positions in one call of the fused core (:mod:`seq2seq.rnn`, its
 hand-written BPTT) and attention, the combine layer and the output layer run batched over all
 positions: no Python loop over positions in this module. Both compute what the steps compute.
+Training calls :meth:`AttentionDecoder.loss`: the output layer then runs only at the real
+(non-padding) target positions, fused with the loss (:mod:`seq2seq.model.loss`).
 The state that search reorders lives in :mod:`seq2seq.model.decoder_state`.
 """
 
@@ -35,6 +37,7 @@ from seq2seq.config import ModelConfig
 from seq2seq.model.attention import DeferredContext, build_attention, mask_bias
 from seq2seq.model.decoder_state import DecoderState
 from seq2seq.model.encoder import EncoderOut
+from seq2seq.model.loss import LossOutput, output_loss
 from seq2seq.rnn import Ragged, gru_layer, lstm_layer, rnn_layer
 from seq2seq.rnn.compiled import gru_cell_math, lstm_cell_math
 from seq2seq.rnn.elman import rnn_cell_math
@@ -248,6 +251,39 @@ class AttentionDecoder(nn.Module):
         Returns:
             ``(B, T, V)`` logits.
         """
+        return self._logits(self.features(tgt_in, state))  # (B, T, V)
+
+    def loss(self, tgt_in: torch.Tensor, tgt_out: torch.Tensor, state: DecoderState,
+             epsilon: float) -> LossOutput:
+        """Teacher-forced pass and label-smoothed loss: the output layer runs only at the real
+        (non-padding) positions of ``tgt_out``, fused with the loss (:mod:`seq2seq.model.loss`).
+
+        Args:
+            tgt_in, state: as for :meth:`forward`.
+            tgt_out: ``(B, T)`` long gold ids, PAD at padding.
+            epsilon: label smoothing.
+
+        Returns:
+            :class:`LossOutput` summed over the real positions.
+        """
+        att = self.features(tgt_in, state)  # (B, T, H)
+        keep = (tgt_out.reshape(-1) != self.embedding.padding_idx).nonzero().squeeze(1)  # (n,)
+        x = self.dropout(att.reshape(-1, att.shape[-1])[keep])  # (n, H)
+        if self.out_proj is not None:
+            x = self.out_proj(x)  # (n, E)
+        return output_loss(x, self.output.weight, self.output.bias, tgt_out.reshape(-1)[keep],
+                           epsilon)
+
+    def features(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """The attentional vectors of a teacher-forced pass (the output layer's input before
+        dropout).
+
+        Args:
+            tgt_in: ``(B, T)`` long decoder inputs; state: initial state for the ``B`` rows.
+
+        Returns:
+            ``(B, T, H)``.
+        """
         if not self.input_feeding:
             return self._forward_parallel(tgt_in, state)
         emb = self.dropout(self.embedding(tgt_in.t()))  # (T, B, E)
@@ -264,8 +300,7 @@ class AttentionDecoder(nn.Module):
             feed, _, hs, cs = self._step(weights, x_t, feed, hs, cs, keys, memory, bias,
                                          context_fn)
             outs.append(feed)
-        att = torch.stack(outs, dim=1)  # (B, T, H)
-        return self._logits(att)  # (B, T, V)
+        return torch.stack(outs, dim=1)  # (B, T, H)
 
     def _forward_parallel(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
         """Teacher-forced pass without input feeding: no per-position Python loop here.
@@ -281,7 +316,7 @@ class AttentionDecoder(nn.Module):
             state: initial state for the ``B`` rows.
 
         Returns:
-            ``(B, T, V)`` logits.
+            ``(B, T, H)`` attentional vectors.
         """
         B, T = tgt_in.shape
         x = self.dropout(self.embedding(tgt_in.t()))  # (T, B, E)
@@ -308,7 +343,7 @@ class AttentionDecoder(nn.Module):
         context, _ = self.attention(top, state.keys, state.memory, state.bias,
                                     group=T)  # (B*T, 2H), (B*T, S)
         att = torch.tanh(self.combine(torch.cat([context, top], dim=1)))  # (B*T, H)
-        return self._logits(att.view(B, T, -1))  # (B, T, V)
+        return att.view(B, T, -1)  # (B, T, H)
 
     def step(self, prev_tokens: torch.Tensor,
              state: DecoderState) -> tuple[torch.Tensor, DecoderState]:

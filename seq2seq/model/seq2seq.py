@@ -1,6 +1,7 @@
 """Seq2Seq: bidirectional RNN encoder + attention decoder, with the decoder protocol.
 
-Training uses :meth:`Seq2Seq.forward` (teacher forcing, raw logits). Search talks to the model
+Training uses :meth:`Seq2Seq.forward` (teacher forcing: raw logits, or the loss when given the
+gold outputs). Search talks to the model
 only through the fairseq-like decoder protocol::
 
     enc = model.encode(src, src_len)               # EncoderOut
@@ -20,6 +21,7 @@ from seq2seq.checkpoint import model_config_from_bundle
 from seq2seq.config import ModelConfig
 from seq2seq.model.decoder import AttentionDecoder, DecoderState
 from seq2seq.model.encoder import Encoder, EncoderOut
+from seq2seq.model.loss import LossOutput
 from seq2seq.tokenizer import PAD_ID
 
 __all__ = ["DecoderState", "EncoderOut", "Seq2Seq", "build_model"]
@@ -45,20 +47,27 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(cfg, src_vocab_size, pad_id)
         self.decoder = AttentionDecoder(cfg, tgt_vocab_size, self.encoder.output_size, pad_id)
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor,
-                tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced training pass.
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
+                tgt_out: torch.Tensor | None = None,
+                label_smoothing: float = 0.0) -> torch.Tensor | LossOutput:
+        """Teacher-forced pass: logits, or with ``tgt_out`` the loss (what training calls; the
+        output layer then runs only at real positions, fused with the loss).
 
         Args:
             src: ``(B, S)`` long source ids (PAD-padded).
             src_len: ``(B,)`` long source lengths.
             tgt_in: ``(B, T)`` long decoder inputs (BOS + target, PAD-padded).
+            tgt_out: ``(B, T)`` long gold outputs (target + EOS, PAD-padded), or None.
+            label_smoothing: label smoothing of the loss in ``[0, 1)``.
 
         Returns:
-            ``(B, T, V)`` raw logits.
+            ``(B, T, V)`` raw logits without ``tgt_out``; else :class:`LossOutput` (label-smoothed
+            ``loss`` and plain ``nll`` summed over the real target tokens).
         """
         state = self.init_state(self.encode(src, src_len))
-        return self.decoder(tgt_in, state)  # (B, T, V)
+        if tgt_out is None:
+            return self.decoder(tgt_in, state)  # (B, T, V)
+        return self.decoder.loss(tgt_in, tgt_out, state, label_smoothing)
 
     # ------------------------------------------------------------------ decoder protocol
     def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> EncoderOut:

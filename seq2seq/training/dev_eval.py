@@ -21,7 +21,6 @@ from seq2seq.metrics import corpus_scores
 from seq2seq.model import Seq2Seq
 from seq2seq.runtime import autocast, resolve_precision
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.training.loss import label_smoothed_cross_entropy
 
 
 @torch.no_grad()
@@ -57,8 +56,7 @@ def dev_scores(model: Seq2Seq, dev_set: ParallelDataset, dev_pairs: list[tuple[s
         for idx in TokenBatchSampler(dev_set.sizes, max_tokens, shuffle=False):
             b = dev_set.batch(idx).to(device)
             with autocast(device, amp_dtype):
-                logits = model(b.src, b.src_len, b.tgt_in)  # (B, T, V)
-            out = label_smoothed_cross_entropy(logits, b.tgt_out, label_smoothing)
+                out = model(b.src, b.src_len, b.tgt_in, b.tgt_out, label_smoothing)
             loss_sum += float(out.loss)
             nll_sum += float(out.nll)
             ntok += out.ntokens

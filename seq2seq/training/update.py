@@ -18,7 +18,6 @@ import torch
 
 from seq2seq.data import Batch
 from seq2seq.runtime import autocast
-from seq2seq.training.loss import label_smoothed_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +72,7 @@ class Updater:
                        else contextlib.nullcontext())
             with no_sync:
                 with autocast(self.device, self.amp_dtype):
-                    logits = self.ddp(b.src, b.src_len, b.tgt_in)  # (B, T, V)
-                out = label_smoothed_cross_entropy(logits, b.tgt_out, self.label_smoothing)
+                    out = self.ddp(b.src, b.src_len, b.tgt_in, b.tgt_out, self.label_smoothing)
                 loss = out.loss * scale
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_sum += out.loss.detach()
