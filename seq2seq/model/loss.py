@@ -114,15 +114,17 @@ class _FusedOutputCE(torch.autograd.Function):
                 torch.mm(g, weight, out=dx[s:s + rows])
                 dw += torch.mm(g.t(), xs)
                 db += z.sum(0)
-        if grads:
-            ctx.save_for_backward(dx, dw.to(weight.dtype), db.to(bias.dtype))
+        if grads:  # dw, db stay float32 until scaled (fp16 with a loss scale)
+            ctx.save_for_backward(dx, dw, db)
+            ctx.dtype = weight.dtype
         ctx.mark_non_differentiable(nll)
         return loss, nll
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, _grad_nll: torch.Tensor):
         dx, dw, db = ctx.saved_tensors
-        return dx * grad_loss, dw * grad_loss, db * grad_loss, None, None, None
+        return (dx * grad_loss.to(dx.dtype), (dw * grad_loss).to(ctx.dtype),
+                (db * grad_loss).to(ctx.dtype), None, None, None)
 
 
 def _check_epsilon(epsilon: float) -> None:
