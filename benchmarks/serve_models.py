@@ -39,7 +39,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.serve import DEFAULT_CHECKPOINT, DEFAULT_SENTENCES, load_sentences
-from benchmarks.serve_stress import group_rss_mib, pct
+from benchmarks.serve_stress import group_rss_mib, open_loop, pct
 from serve.process import ServerProcess
 
 KEYS_ENV = "SEQ2SEQ_API_KEYS_FILE"
@@ -147,24 +147,8 @@ def overload(args: argparse.Namespace, sentences: list[str], tmp: Path) -> None:
         bodies = [{"text": s, "model": m} for s in sentences for m in ("a", "b")]
         cap = drive(srv.url, bodies, 16, 8.0)
         rate = 4 * sum(c == 200 for _, c, _ in cap) / 8.0
-        results: list[tuple[int, float]] = []
-        lock = threading.Lock()
-
-        def one(i: int, due: float) -> None:
-            try:
-                code = requests.post(srv.url + "/predict", json=bodies[i % len(bodies)],
-                                     timeout=60).status_code
-            except requests.RequestException:
-                code = -1
-            with lock:
-                results.append((code, time.perf_counter() - due))
-
-        n, t0 = int(rate * args.duration), time.perf_counter()
-        with cf.ThreadPoolExecutor(max_workers=256) as pool:
-            for i in range(n):
-                due = t0 + i / rate
-                time.sleep(max(0.0, due - time.perf_counter()))
-                pool.submit(one, i, due)
+        results = open_loop(srv.url, bodies, rate, args.duration, 60)
+        n = len(results)
         healthy = requests.get(srv.url + "/health", timeout=10).status_code == 200
     codes = sorted({c for c, _ in results})
     print(f"capacity {rate / 4:.1f} requests/s over two models; offered {rate:.1f}/s (x4) for "

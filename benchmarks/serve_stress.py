@@ -59,6 +59,32 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
 
 
+def open_loop(url: str, bodies: list[dict], rate: float, duration: float,
+              timeout: float) -> list[tuple[int, float]]:
+    """POST ``bodies`` (in turn) to ``url/predict`` at ``rate`` requests/s for ``duration`` s,
+    whatever the answers take (an open loop); ``(status, seconds from due time)`` per request,
+    status -1 for a failed connection."""
+    results: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def one(i: int, due: float) -> None:
+        try:
+            code = requests.post(url + "/predict", json=bodies[i % len(bodies)],
+                                 timeout=timeout).status_code
+        except requests.RequestException:
+            code = -1
+        with lock:
+            results.append((code, time.perf_counter() - due))
+
+    n, t0 = int(rate * duration), time.perf_counter()
+    with cf.ThreadPoolExecutor(max_workers=256) as pool:
+        for i in range(n):
+            due = t0 + i / rate
+            time.sleep(max(0.0, due - time.perf_counter()))
+            pool.submit(one, i, due)
+    return results
+
+
 def overload(args: argparse.Namespace, sentences: list[str]) -> None:
     overrides = [f"max_queue={args.max_queue}", f"timeout={args.timeout}", "max_batch_size=32",
                  "batch_timeout=0.02", f"threads={args.threads}", "log_level=warning",
@@ -67,26 +93,9 @@ def overload(args: argparse.Namespace, sentences: list[str]) -> None:
         canary = requests.post(srv.url + "/predict", json={"text": sentences[0]}, timeout=60).json()
         cap = run_load(srv.url, sentences, args.clients, 8.0, 10**9, 1, "capacity")
         rate = args.factor * cap.rps
-        results: list[tuple[int, float]] = []
-        lock = threading.Lock()
-
-        def one(i: int, due: float) -> None:
-            try:
-                r = requests.post(srv.url + "/predict", json={"text": sentences[i % len(sentences)]},
-                                  timeout=args.timeout * 10 + 60)
-                code = r.status_code
-            except requests.RequestException:
-                code = -1
-            with lock:
-                results.append((code, time.perf_counter() - due))
-
-        n = int(rate * args.duration)
-        t0 = time.perf_counter()
-        with cf.ThreadPoolExecutor(max_workers=256) as pool:
-            for i in range(n):
-                due = t0 + i / rate
-                time.sleep(max(0.0, due - time.perf_counter()))
-                pool.submit(one, i, due)
+        results = open_loop(srv.url, [{"text": s} for s in sentences], rate, args.duration,
+                            args.timeout * 10 + 60)
+        n = len(results)
         healthy = requests.get(srv.url + "/health", timeout=10).status_code == 200
         same = requests.post(srv.url + "/predict", json={"text": sentences[0]},
                              timeout=60).json() == canary

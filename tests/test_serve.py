@@ -8,8 +8,10 @@ headless Debian Chromium through Playwright.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from queue import Queue
@@ -420,51 +422,58 @@ def test_concurrent_good_and_bad_requests(server, expected):
 
 # ------------------------------------------------------------------------ demo page (browser)
 
-@pytest.mark.slow
-def test_demo_page_in_headless_chromium(server, api):
+@contextlib.contextmanager
+def _chromium_page() -> Iterator:
+    """A page of Debian's headless Chromium driven by Playwright (skips without Chromium)."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium "
                     "(`apt-get install -y chromium`, done by .ci/run)")
-    import requests
     from playwright.sync_api import sync_playwright
 
-    assert "<textarea" in requests.get(server.url + "/demo", timeout=10).text
-    ref = post(server, {"text": SENTENCES[0], "return_alignment": True}).json()["translations"][0]
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
         try:
-            page = browser.new_page()
-            page.goto(server.url + "/", wait_until="load")
-            page.wait_for_function("document.getElementById('model').textContent.includes('step')")
-            assert "de → en" in page.text_content("#model")
-            assert page.input_value("#beam") == "3"  # server default from /info
-            page.fill("#source", SENTENCES[0])
-            page.click("#translate")
-            page.wait_for_function(
-                "document.getElementById('heatmap').dataset.rows !== '0'", timeout=30_000)
-            assert page.text_content("#result") == ref["text"]
-            rows = int(page.get_attribute("#heatmap", "data-rows"))
-            cols = int(page.get_attribute("#heatmap", "data-cols"))
-            assert (rows, cols) == (len(ref["tgt_pieces"]), len(ref["src_pieces"]))
-            # the heat map really was drawn: some cells are coloured (not white)
-            coloured = page.evaluate("""() => {
-                const c = document.getElementById('heatmap');
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let n = 0;
-                for (let i = 0; i < d.length; i += 4) if (d[i + 2] === 255 && d[i] < 250) n++;
-                return n;
-            }""")
-            assert coloured > rows * cols * 20
-            # a bad input shows the server's message instead of a result
-            page.fill("#source", "   ")
-            page.click("#translate")
-            page.wait_for_function("document.getElementById('error').textContent.length > 0")
-            assert "422" in page.text_content("#error") and "empty" in page.text_content("#error")
-            assert page.text_content("#result") == ""
+            yield browser.new_page()
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_demo_page_in_headless_chromium(server, api):
+    import requests
+
+    assert "<textarea" in requests.get(server.url + "/demo", timeout=10).text
+    ref = post(server, {"text": SENTENCES[0], "return_alignment": True}).json()["translations"][0]
+    with _chromium_page() as page:
+        page.goto(server.url + "/", wait_until="load")
+        page.wait_for_function("document.getElementById('model').textContent.includes('step')")
+        assert "de → en" in page.text_content("#model")
+        assert page.input_value("#beam") == "3"  # server default from /info
+        page.fill("#source", SENTENCES[0])
+        page.click("#translate")
+        page.wait_for_function(
+            "document.getElementById('heatmap').dataset.rows !== '0'", timeout=30_000)
+        assert page.text_content("#result") == ref["text"]
+        rows = int(page.get_attribute("#heatmap", "data-rows"))
+        cols = int(page.get_attribute("#heatmap", "data-cols"))
+        assert (rows, cols) == (len(ref["tgt_pieces"]), len(ref["src_pieces"]))
+        # the heat map really was drawn: some cells are coloured (not white)
+        coloured = page.evaluate("""() => {
+            const c = document.getElementById('heatmap');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i + 2] === 255 && d[i] < 250) n++;
+            return n;
+        }""")
+        assert coloured > rows * cols * 20
+        # a bad input shows the server's message instead of a result
+        page.fill("#source", "   ")
+        page.click("#translate")
+        page.wait_for_function("document.getElementById('error').textContent.length > 0")
+        assert "422" in page.text_content("#error") and "empty" in page.text_content("#error")
+        assert page.text_content("#result") == ""
 
 
 # --------------------------------------------------------------------- scores, prefixes, /score
@@ -668,36 +677,25 @@ def test_cors_allow_list(two_server):
 
 @pytest.mark.slow
 def test_demo_page_picks_a_model(two_server, tiny_bundle_en_de):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
     from seq2seq.inference.translator import Translator
 
     en = "And God said."
     want = Translator.from_checkpoint(tiny_bundle_en_de).translate_documents(
         [en], SearchConfig(beam_size=3))[0].text
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        try:
-            page = browser.new_page()
-            page.goto(two_server.url + "/", wait_until="load")
-            page.wait_for_function("document.getElementById('models').options.length === 2")
-            assert page.text_content("#models option") == "de-en (de → en)"
-            page.select_option("#models", "en-de")
-            page.wait_for_function("document.getElementById('model').textContent"
-                                   ".startsWith('en → de')")
-            assert page.input_value("#beam") == "3"
-            page.fill("#source", en)
-            page.click("#translate")
-            page.wait_for_function("document.getElementById('result').textContent !== '…' && "
-                                   "document.getElementById('result').textContent !== ''",
-                                   timeout=30_000)
-            assert page.text_content("#result") == want
-        finally:
-            browser.close()
+    with _chromium_page() as page:
+        page.goto(two_server.url + "/", wait_until="load")
+        page.wait_for_function("document.getElementById('models').options.length === 2")
+        assert page.text_content("#models option") == "de-en (de → en)"
+        page.select_option("#models", "en-de")
+        page.wait_for_function("document.getElementById('model').textContent"
+                               ".startsWith('en → de')")
+        assert page.input_value("#beam") == "3"
+        page.fill("#source", en)
+        page.click("#translate")
+        page.wait_for_function("document.getElementById('result').textContent !== '…' && "
+                               "document.getElementById('result').textContent !== ''",
+                               timeout=30_000)
+        assert page.text_content("#result") == want
 
 
 def test_glossaries_of_the_model_and_the_request(tiny_bundle, tmp_path):
