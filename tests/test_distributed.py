@@ -75,12 +75,68 @@ _fit = T.Trainer.fit
 def fit(self):
     res = _fit(self)
     sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+    sd["_step"] = torch.tensor(self.state.step)
+    sd["_lr"] = torch.tensor(self.optimizer.param_groups[0]["lr"], dtype=torch.float64)
     torch.save(sd, os.path.join(os.environ["DUMP_DIR"], f"rank{self.ctx.rank}.pt"))
     return res
 T.Trainer.fit = fit
 from seq2seq.cli.train import main
 main()
 """
+
+
+def _tiny_ddp_overrides(tiny_corpus: dict[str, Path], **train: object) -> dict[str, object]:
+    common: dict[str, object] = {f"data.{k}": v for k, v in tiny_corpus.items()}
+    common.update({
+        "data.vocab_size": 200, "data.dev_max_sentences": 12, "model.embed_dim": 32,
+        "model.hidden_size": 32, "model.dropout": 0.0, "model.rnn": "gru", "train.device": "cpu",
+        "train.threads": 1, "train.max_tokens": 500, "train.lr": 5e-3, "train.warmup_steps": 2,
+        "train.validate_minutes": 0, "train.log_every": 1, "train.keep_last": 2,
+        "search": "greedy", "search.length_penalty": "none",
+    })
+    common.update({f"train.{k}": v for k, v in train.items()})
+    return common
+
+
+def _torchrun(tmp_path: Path, overrides: dict[str, object]
+              ) -> tuple[Path, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Train with two gloo ranks under torchrun; the run dir and each rank's final weights
+    (with ``_step`` and ``_lr``: the update count and the optimizer's last rate)."""
+    script = tmp_path / "launch.py"
+    script.write_text(_LAUNCHER)
+    dump, scratch, run = tmp_path / "dump", tmp_path / "scratch", tmp_path / "runs/ddp"
+    dump.mkdir()
+    scratch.mkdir()
+    env = dict(os.environ, DUMP_DIR=str(dump), TMPDIR=str(scratch), OMP_NUM_THREADS="1",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(script), f"hydra.run.dir={run}", *[f"{k}={v}" for k, v in overrides.items()]]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    w0 = torch.load(dump / "rank0.pt", weights_only=True)
+    w1 = torch.load(dump / "rank1.pt", weights_only=True)
+    return run, w0, w1
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_agree_on_the_rate_of_a_time_budget(
+    tiny_corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    """wsd on a 6 s budget: the progress comes from the ranks' mean clock, so both ranks set
+    the same rate at every update (any difference would leave different weights), stop at the
+    same update and end near min_lr."""
+    run, w0, w1 = _torchrun(tmp_path, _tiny_ddp_overrides(
+        tiny_corpus, schedule="wsd", cooldown=0.5, min_lr=0.0, max_steps=0, max_minutes=0.1,
+        validate_every=0))
+    for k in w0:
+        torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0)
+    n = int(w0["_step"])
+    assert n >= 6
+    assert float(w0["_lr"]) <= 5e-3 * 4 / n  # a few updates' share of a cooldown of n / 2
+    with open(run / "metrics.csv", newline="") as f:
+        rates = [float(row["lr"]) for row in csv.DictReader(f) if row["train_loss"]]
+    assert len(rates) == n and max(rates) == pytest.approx(5e-3)  # a peak phase, then down
+    assert rates[2:] == sorted(rates[2:], reverse=True)
 
 
 @pytest.mark.slow
@@ -94,35 +150,17 @@ def test_torchrun_two_ranks_match_one_process_with_accumulation(
     from seq2seq.training.trainer import Trainer
 
     steps = 6
-    common = {f"data.{k}": v for k, v in tiny_corpus.items()}
-    common.update({
-        "data.vocab_size": 200, "data.dev_max_sentences": 12, "model.embed_dim": 32,
-        "model.hidden_size": 32, "model.dropout": 0.0, "model.rnn": "gru", "train.device": "cpu",
-        "train.threads": 1, "train.max_tokens": 500, "train.lr": 5e-3, "train.warmup_steps": 2,
-        "train.schedule": "constant", "train.max_steps": steps, "train.max_minutes": 0,
-        "train.validate_every": 3, "train.validate_minutes": 0, "train.log_every": 1,
-        "train.keep_last": 2, "search": "greedy", "search.length_penalty": "none",
-    })
-    script = tmp_path / "launch.py"
-    script.write_text(_LAUNCHER)
-    dump, scratch, run = tmp_path / "dump", tmp_path / "scratch", tmp_path / "runs/ddp"
-    dump.mkdir()
-    scratch.mkdir()
-    env = dict(os.environ, DUMP_DIR=str(dump), TMPDIR=str(scratch), OMP_NUM_THREADS="1",
-               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(script), f"hydra.run.dir={run}", *[f"{k}={v}" for k, v in common.items()]]
-    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-4000:]
+    common = _tiny_ddp_overrides(tiny_corpus, schedule="constant", max_steps=steps,
+                                 max_minutes=0, validate_every=3)
+    run, w0, w1 = _torchrun(tmp_path, common)
 
     # both ranks finished with identical weights
-    w0 = torch.load(dump / "rank0.pt", weights_only=True)
-    w1 = torch.load(dump / "rank1.pt", weights_only=True)
     for k in w0:
         torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0)
+    assert int(w0.pop("_step")) == steps and float(w0.pop("_lr")) == pytest.approx(5e-3)
     # exactly one run directory with one checkpoint dir; rank 1's scratch dir is gone
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]
-    assert list(scratch.glob("seq2seq-rank*")) == []
+    assert list((tmp_path / "scratch").glob("seq2seq-rank*")) == []
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "best.pt", "last.pt", "step_3.pt", "step_6.pt"]
     bundle = load_bundle(run / "checkpoints/last.pt")
