@@ -20,6 +20,7 @@ the same run. Timings on a shared machine are noisy; the process CPU time is pri
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -173,9 +174,11 @@ def main() -> None:
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
                 train_step()
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
+            rows = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+            for e in rows[:int(os.environ.get("PROFILE_ROWS", 30))]:
+                print(f"{e.key:28s} {e.self_cpu_time_total / 1000:8.1f} ms {e.count:5d}  {e.input_shapes}")
             return
     times = {name: [] for name in steps}
     cpu = {name: [] for name in steps}

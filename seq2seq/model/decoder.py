@@ -38,7 +38,7 @@ from seq2seq.model.attention import DeferredContext, build_attention, mask_bias
 from seq2seq.model.decoder_state import DecoderState
 from seq2seq.model.encoder import EncoderOut
 from seq2seq.model.loss import LossOutput, output_loss
-from seq2seq.rnn import Ragged, gru_layer, lstm_layer, rnn_layer
+from seq2seq.rnn import Dropout, Ragged, gru_layer, lstm_layer, rnn_layer
 from seq2seq.rnn.compiled import gru_cell_math, lstm_cell_math
 from seq2seq.rnn.elman import rnn_cell_math
 
@@ -66,7 +66,7 @@ class AttentionDecoder(nn.Module):
         self.input_feeding = cfg.input_feeding
         self.bridge = cfg.bridge
         self.embedding = nn.Embedding(vocab_size, E, padding_idx=pad_id)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.nonlinearity = cfg.rnn.nonlinearity  # Elman cells only
         if self.nonlinearity:
             def cell_cls(i: int, h: int) -> nn.Module:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from seq2seq.config import ModelConfig, RNNType
-from seq2seq.rnn import FusedGRU, FusedLSTM, FusedRNN
+from seq2seq.rnn import Dropout, FusedGRU, FusedLSTM, FusedRNN
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Encoder(nn.Module):
         self.hidden_size = cfg.hidden_size
         self.num_layers = cfg.encoder_layers
         self.embedding = nn.Embedding(vocab_size, cfg.embed_dim, padding_idx=pad_id)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.rnn = make_rnn(cfg.rnn, cfg.embed_dim, cfg.hidden_size, cfg.encoder_layers,
                             True, cfg.dropout)
 

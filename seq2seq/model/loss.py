@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from seq2seq.rnn.workspace import buffer
 from seq2seq.tokenizer import PAD_ID
 
 CHUNK_ELEMENTS = 1 << 22  # logits per chunk of the fused loss (16 MiB in float32)
@@ -51,16 +52,24 @@ def _softmax_dtype(x: torch.Tensor) -> torch.dtype:
 def _chunk(z: torch.Tensor, target: torch.Tensor,
            epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss and nll sums of float32 (or float64) logits ``z`` ``(n, V)`` for ``target`` ``(n,)``; ``z``
-    becomes the loss's gradient with respect to it, in place."""
+    becomes the loss's gradient with respect to it, in place.
+
+    One exponential and no temporary of ``z``'s size: the row sums of ``exp(z - max)`` give the
+    log-normaliser, and the same exponentials scaled by their inverse sums are the softmax.
+    """
     V = z.shape[1]
-    lse = torch.logsumexp(z, 1, keepdim=True)  # (n, 1)
-    nll = (lse.squeeze(1) - z.gather(1, target[:, None]).squeeze(1)).sum()
-    if epsilon > 0.0:
-        smooth = (lse.squeeze(1) - z.mean(1)).sum()  # sum of mean_v(-log p_v)
+    picked = z.gather(1, target[:, None]).squeeze(1)  # (n,)
+    mean = z.mean(1) if epsilon > 0.0 else None  # (n,)
+    top = z.amax(1, keepdim=True)  # (n, 1)
+    total = z.sub_(top).exp_().sum(1, keepdim=True)  # (n, 1)
+    lse = (top + total.log()).squeeze(1)  # (n,)
+    nll = (lse - picked).sum()
+    if mean is not None:
+        smooth = (lse - mean).sum()  # sum of mean_v(-log p_v)
         loss = (1.0 - epsilon) * nll + epsilon * smooth
     else:
         loss = nll.clone()
-    grad = z.sub_(lse).exp_()  # (n, V) softmax
+    grad = z.mul_(total.reciprocal_())  # (n, V) softmax
     if epsilon > 0.0:
         grad.sub_(epsilon / V)
     grad.scatter_add_(1, target[:, None], grad.new_full((grad.shape[0], 1), -(1.0 - epsilon)))
@@ -103,14 +112,23 @@ class _FusedOutputCE(torch.autograd.Function):
             dw = torch.zeros(weight.shape, dtype=acc, device=x.device)  # (V, E)
             db = torch.zeros(V, dtype=acc, device=x.device)  # (V,)
         wt = weight.t()  # (E, V)
+        # One logits buffer for all chunks and calls (a fresh one costs page faults, see
+        # seq2seq.rnn.workspace), and one in the GEMMs' dtype when that is narrower.
+        z_buf = buffer("loss.logits", (min(rows, N), V), loss)  # (rows, V) softmax dtype
+        g_buf = z_buf if x.dtype == acc else buffer("loss.grad", tuple(z_buf.shape), x)
         for s in range(0, N, rows):
             xs, ts = x[s:s + rows], target[s:s + rows]  # (n, E), (n,)
-            z = torch.addmm(bias, xs, wt).to(acc)  # (n, V)
+            n = xs.shape[0]
+            z, g = z_buf[:n], g_buf[:n]  # (n, V)
+            torch.addmm(bias, xs, wt, out=g)
+            if g is not z:
+                z.copy_(g)
             chunk_loss, chunk_nll = _chunk(z, ts, epsilon)
             loss += chunk_loss
             nll += chunk_nll
             if grads:
-                g = z.to(x.dtype)  # (n, V) the logits' gradient
+                if g is not z:
+                    g.copy_(z)  # (n, V) the logits' gradient, in the GEMMs' dtype
                 torch.mm(g, weight, out=dx[s:s + rows])
                 dw += torch.mm(g.t(), xs)
                 db += z.sum(0)

@@ -6,6 +6,7 @@ PackedSequence.
 """
 
 from .convert import from_torch, state_dict_from_torch, state_dict_to_torch, to_torch
+from .dropout import Dropout
 from .elman import RNNLayerFunction, rnn_cell_math, rnn_layer
 from .gru import GRULayerFunction, gru_layer
 from .lstm import LSTMLayerFunction, lstm_layer
@@ -13,6 +14,7 @@ from .modules import FusedGRU, FusedLSTM, FusedRNN
 from .ragged import Ragged
 
 __all__ = [
+    "Dropout",
     "FusedGRU",
     "FusedLSTM",
     "FusedRNN",

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .dropout import dropout
 from .elman import NONLINEARITIES, rnn_layer
 from .gru import gru_layer
 from .lstm import lstm_layer
@@ -159,7 +160,7 @@ class _FusedRNNBase(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             for layer in range(self.num_layers):
                 if layer > 0 and self.dropout > 0.0 and self.training:
-                    x = F.dropout(x, self.dropout, training=True)  # (T, B, D*H)
+                    x = dropout(x, self.dropout)  # (T, B, D*H)
                 weights = [w.to(dtype) for w in self.layer_weights(layer)]
                 init = [s[layer * nd : (layer + 1) * nd] for s in states]  # each (D, B, H)
                 x, *last = self._layer(x, init, ragged, weights)  # (T, B, D*H)
