@@ -29,7 +29,7 @@ from serve.cache import SentenceCache
 from serve.catalog import ModelSpec
 from serve.metrics import Metrics
 from serve.registry import ModelRegistry
-from serve.shutdown import ignore_sigint
+from serve.shutdown import worker_signals
 from serve.validation import TranslateRequest
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ class TranslatorAPI(ls.LitAPI):
         self.cache = SentenceCache(serve_cfg.cache_size)
         self.metrics = Metrics(enabled=False)
         self.loaded_flags: Any = None  # shared with the HTTP process: 1 per model in memory
+        self.may_stop: Any = None  # set by the main process when this worker may stop
 
     @property
     def search_cfg(self) -> SearchConfig:
@@ -122,7 +123,7 @@ class TranslatorAPI(ls.LitAPI):
         """Load the ``preload`` models onto ``device`` (``"cpu"`` or ``"cuda:N"``)."""
         import torch
 
-        ignore_sigint()  # the main process stops this worker last (serve/shutdown.py)
+        worker_signals(self.may_stop)  # the main process stops this worker last (serve/shutdown.py)
         if self.serve_cfg.threads > 0:
             torch.set_num_threads(self.serve_cfg.threads)
         self.metrics = Metrics(self.serve_cfg.metrics)
@@ -138,10 +139,12 @@ class TranslatorAPI(ls.LitAPI):
 
     def share_loaded(self) -> None:
         """Shared memory (one flag per model) through which the HTTP process sees which models
-        the worker holds; call before the worker starts."""
+        the worker holds, and the event by which the main process lets the worker stop
+        (:func:`serve.shutdown.worker_signals`); call before the worker starts."""
         import multiprocessing as mp
 
         self.loaded_flags = mp.get_context("spawn").RawArray("b", len(self.specs))
+        self.may_stop = mp.get_context("spawn").Event()
 
     def loaded(self) -> set[str] | None:
         """Ids of the models the worker holds (None when not shared)."""

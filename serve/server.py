@@ -57,7 +57,7 @@ from serve.libretranslate import detect, frontend_settings, languages, read_para
 from serve.metrics import Metrics, use_directory
 from serve.process import ServerProcess, free_port
 from serve.schemas import ScoreBody, TranslateBody
-from serve.shutdown import install_graceful_stop
+from serve.shutdown import install_graceful_stop, manager_ignoring_sigterm
 from serve.validation import RequestError
 
 logger = logging.getLogger(__name__)
@@ -137,8 +137,13 @@ class TranslationServer(ls.LitServer):
         self.draining = mp.get_context("fork").Event()  # inherited by the forked HTTP processes
         workers = super()._start_server(*args, **kwargs)  # the HTTP processes are forked here
         install_graceful_stop(list(workers.values()), self._shutdown_event.set,
-                              grace=self.uvicorn_graceful_timeout, draining=self.draining)
+                              grace=self.uvicorn_graceful_timeout, draining=self.draining,
+                              may_stop=self.lit_api.may_stop)
         return workers
+
+    def _init_manager(self, num_api_servers: int) -> Any:
+        with manager_ignoring_sigterm():  # the manager outlives a SIGTERM sent to all processes
+            return super()._init_manager(num_api_servers)
 
     def info(self, model: str | None) -> dict[str, Any]:
         """``GET /info``: one model's description and the server's settings."""

@@ -143,24 +143,37 @@ def test_overload_gets_503_or_504_quickly_and_the_server_recovers(tiny_bundle: P
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_requests_in_flight_then_exits_0(tiny_bundle: Path) -> None:
+@pytest.mark.parametrize("whom", ["main", "group"])
+def test_sigterm_finishes_requests_in_flight_then_exits_0(tiny_bundle: Path, whom: str) -> None:
+    """SIGTERM to the main process only (docker, Kubernetes) or to every process of the server
+    (systemd's default ``KillMode=control-group``, ``pkill -f``): the same graceful stop."""
     from serve.server import ServerProcess
 
     srv = ServerProcess(tiny_bundle, ["max_batch_size=1", "threads=1", "max_beam_size=8",
-                                      "max_texts=8", "log_level=info"]).start()
+                                      "max_texts=32", "log_level=info"]).start()
     try:
-        results: list[int] = []
-        threads = [threading.Thread(target=lambda: results.append(
-            _post(srv.url, HEAVY, timeout=90).status_code)) for _ in range(8)]
+        heavier = {**HEAVY, "texts": HEAVY["texts"] * 4, "beam_size": 8}
+        results: list[tuple[int, float]] = []  # (status, when answered)
+        first = threading.Event()
+
+        def client() -> None:
+            results.append((_post(srv.url, heavier, timeout=90).status_code, time.monotonic()))
+            first.set()
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
         for t in threads:
             t.start()
-        time.sleep(0.5)  # all sent; most still queued behind one another (batch size 1)
+        assert first.wait(timeout=60)  # one answered; the others queued behind it (batch size 1)
         half_open = _half_open(srv.port)  # and a client that never sends its body
         t0 = time.monotonic()
-        os.kill(srv.proc.pid, signal.SIGTERM)  # the main process only, as an orchestrator does
+        if whom == "main":
+            os.kill(srv.proc.pid, signal.SIGTERM)
+        else:
+            os.killpg(srv.proc.pid, signal.SIGTERM)  # its own session: the group is the server's
         for t in threads:
             t.join(timeout=120)
-        assert results == [200] * 8, results
+        assert [code for code, _ in results] == [200] * 8, results
+        assert sum(when > t0 for _, when in results) >= 4, results  # in flight at the signal
         assert srv.proc.wait(timeout=60) == 0, srv.log_tail()
         assert time.monotonic() - t0 <= 20.0 + 2.0  # within the default shutdown_grace
         assert half_open.recv(200).startswith(b"HTTP/1.1 503"), srv.log_tail()
@@ -179,8 +192,10 @@ def _half_open(port: int) -> socket.socket:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sig,whom", [(signal.SIGTERM, "main"), (signal.SIGTERM, "group"),
+                                      (signal.SIGINT, "group")])  # the last: Ctrl-C
 def test_sigterm_stops_an_idle_server_at_once_despite_open_and_aborted_clients(
-        tiny_bundle: Path) -> None:
+        tiny_bundle: Path, sig: signal.Signals, whom: str) -> None:
     """Idle keep-alive, half-open, aborted and silent connections: gone within 3 s, exit 0."""
     from serve.server import ServerProcess
 
@@ -194,7 +209,7 @@ def test_sigterm_stops_an_idle_server_at_once_despite_open_and_aborted_clients(
         silent = socket.create_connection(("127.0.0.1", srv.port), timeout=30)  # sends nothing
         time.sleep(0.5)
         t0 = time.monotonic()
-        os.kill(srv.proc.pid, signal.SIGTERM)
+        (os.kill if whom == "main" else os.killpg)(srv.proc.pid, sig)
         assert srv.proc.wait(timeout=30) == 0, srv.log_tail()
         took = time.monotonic() - t0
         assert took <= 3.0, (took, srv.log_tail())
