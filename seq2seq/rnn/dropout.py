@@ -2,9 +2,10 @@
 cheaper on the CPU.
 
 On the CPU ``F.dropout`` draws its mask with ``bernoulli_``, which costs about twice as much as
-drawing ``torch.rand`` and comparing it with ``p`` (benchmarks/README.md, "Dropout mask"). Each
-element is kept with probability ``1 - p`` (to the 2^-24 resolution of float32 uniforms) and
-scaled by ``1 / (1 - p)``; the backward multiplies by the same mask. Other devices keep
+drawing ``torch.rand`` and comparing it with ``p`` (benchmarks/README.md, "Reused loss buffers,
+one exponential, a uniform-draw dropout mask"). Each element is kept with probability ``1 - p``
+(to the 2^-24 resolution of float32 uniforms) and scaled by ``1 / (1 - p)``; the backward
+multiplies by the same mask. Other devices keep
 ``F.dropout`` (CUDA fuses the mask into one kernel). Draws come from the default generator, so a
 seeded run repeats and a resumed run continues its random stream.
 """
