@@ -20,7 +20,6 @@ the same run. Timings on a shared machine are noisy; the process CPU time is pri
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import torch
@@ -176,8 +175,9 @@ def main() -> None:
 
             with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
                 train_step()
-            rows = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
-            for e in rows[:int(os.environ.get("PROFILE_ROWS", 30))]:
+            rows = sorted(prof.key_averages(group_by_input_shape=True),
+                          key=lambda e: -e.self_cpu_time_total)
+            for e in rows[:30]:  # the ops by self time, one row per op and input shapes
                 print(f"{e.key:28s} {e.self_cpu_time_total / 1000:8.1f} ms {e.count:5d}  {e.input_shapes}")
             return
     times = {name: [] for name in steps}
