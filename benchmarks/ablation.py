@@ -15,6 +15,11 @@ A trick stays only if switching it off costs at least 3% on its end-to-end bench
   at the translation shape of :mod:`benchmarks.rnn_core` (B 64, T 50, I 256, H 512), and one
   default-model training step of :mod:`benchmarks.train_step` (forward + backward + Adam,
   B 100, S = T = 40, vocab 4000).
+* ``tanh through the sigmoid`` (:mod:`seq2seq.rnn.activation`, float32 on the CPU): every
+  ``tanh`` of the core and the models runs ``torch.tanh`` instead; the search row above, the
+  default model's training step, the training step of a Bahdanau input-feeding model (its
+  energies ``tanh(W_q q + W_k m)`` are the largest ``tanh``), the FusedLSTM row above, and
+  the op alone on a ``(4000, 256)`` float32 tensor (ms per 100 calls).
 
 Prints, per trick, the best and median seconds with and without it and what removing it costs.
 """
@@ -34,7 +39,7 @@ from benchmarks.train_step import make_batch
 from seq2seq.config import ModelConfig, SearchConfig
 from seq2seq.model.loss import label_smoothed_cross_entropy
 from seq2seq.model.seq2seq import Seq2Seq
-from seq2seq.rnn import FusedLSTM, workspace
+from seq2seq.rnn import FusedLSTM, activation, workspace
 from seq2seq.rnn import gru as gru_mod
 from seq2seq.rnn import lstm as lstm_mod
 
@@ -71,10 +76,21 @@ def no_scratch_buffers() -> Iterator[None]:
         gru_mod.buffer, lstm_mod.buffer = saved
 
 
-def train_step_fn(vocab: int = 4000) -> Callable[[], None]:
-    """One forward + backward + Adam step of the default model on a random batch."""
+@contextlib.contextmanager
+def torch_tanh() -> Iterator[None]:
+    """Every ``tanh`` of :mod:`seq2seq.rnn.activation` runs ``torch.tanh``."""
+    saved = activation._via_sigmoid
+    activation._via_sigmoid = lambda x: False  # noqa: ARG005
+    try:
+        yield
+    finally:
+        activation._via_sigmoid = saved
+
+
+def train_step_fn(vocab: int = 4000, cfg: ModelConfig | None = None) -> Callable[[], None]:
+    """One forward + backward + Adam step of a model (the default one) on a random batch."""
     torch.manual_seed(0)
-    model = Seq2Seq(ModelConfig(), vocab, vocab).train()
+    model = Seq2Seq(cfg or ModelConfig(), vocab, vocab).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     src, src_len, tgt_in, tgt_out = make_batch(100, 40, 40, vocab)
 
@@ -96,6 +112,19 @@ def rnn_core_fn() -> Callable[[], None]:
     def step() -> None:
         y, _ = rnn(x)
         y.sum().backward()
+
+    return step
+
+
+def tanh_op_fn() -> Callable[[], None]:
+    """100 out-of-place ``tanh`` calls of :mod:`seq2seq.rnn.activation` on a (4000, 256) tensor."""
+    torch.manual_seed(0)
+    x = torch.randn(4000, 256)
+    out = torch.empty_like(x)
+
+    def step() -> None:
+        for _ in range(100):
+            activation.tanh(x, out=out)
 
     return step
 
@@ -141,6 +170,17 @@ def main() -> None:
                 no_scratch_buffers, args.repeats),
         compare("scratch buffers (train step, default model)", train_step_fn(),
                 no_scratch_buffers, args.repeats),
+        compare("tanh through the sigmoid (search, beam 5, batch 64)", search_slice,
+                torch_tanh, args.repeats),
+        compare("tanh through the sigmoid (train step, default model)", train_step_fn(),
+                torch_tanh, args.repeats),
+        compare("tanh through the sigmoid (train step, Bahdanau, input feeding)",
+                train_step_fn(cfg=ModelConfig(attention="bahdanau", input_feeding=True)),
+                torch_tanh, args.repeats),
+        compare("tanh through the sigmoid (RNN core, LSTM translation shape, fwd+bwd)",
+                rnn_core_fn(), torch_tanh, args.repeats),
+        compare("tanh through the sigmoid (the op, (4000, 256) float32, 100 calls)",
+                tanh_op_fn(), torch_tanh, args.repeats),
     ]
     print(f"model: {desc}\ndata: {data} (first {len(ids)} sentences), torch threads: "
           f"{args.threads}, {args.repeats} alternating repeats\n")

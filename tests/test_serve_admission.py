@@ -152,15 +152,17 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(tiny_bundle: Path, who
     srv = ServerProcess(tiny_bundle, ["max_batch_size=1", "threads=1", "max_beam_size=8",
                                       "max_texts=32", "log_level=info"]).start()
     try:
-        heavier = {**HEAVY, "texts": HEAVY["texts"] * 4, "beam_size": 8}
         results: list[tuple[int, float]] = []  # (status, when answered)
         first = threading.Event()
 
-        def client() -> None:
+        def client(n: int) -> None:
+            # texts of its own: the translation cache must not answer the queued requests
+            texts = [f"{HEAVY['texts'][0]} {n}.{k}" for k in range(32)]
+            heavier = {**HEAVY, "texts": texts, "beam_size": 8}
             results.append((_post(srv.url, heavier, timeout=90).status_code, time.monotonic()))
             first.set()
 
-        threads = [threading.Thread(target=client) for _ in range(8)]
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
         for t in threads:
             t.start()
         assert first.wait(timeout=60)  # one answered; the others queued behind it (batch size 1)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from seq2seq.config import AttentionType
+from seq2seq.rnn.activation import tanh_
 
 CHUNK_ELEMENTS = 1 << 20  # per-step intermediate elements per run (4 MiB fp32, to stay in cache)
 
@@ -144,9 +145,9 @@ class _AdditiveScore(torch.autograd.Function):
     def forward(ctx, q: torch.Tensor, keys: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         A = keys.shape[2]
         if q.dim() == 3:
-            e = torch.add(keys[:, None], q[:, :, None]).tanh_()  # (B, g, S, A)
+            e = tanh_(torch.add(keys[:, None], q[:, :, None]))  # (B, g, S, A)
         else:
-            e = torch.add(keys, q.unsqueeze(1)).tanh_()  # (N, S, A)
+            e = tanh_(torch.add(keys, q.unsqueeze(1)))  # (N, S, A)
         v_e = v.to(e.dtype)  # explicit casts: mv is not autocast on CPU, nor is any backward
         ctx.save_for_backward(e, v_e)
         ctx.dtypes = (q.dtype, keys.dtype, v.dtype)

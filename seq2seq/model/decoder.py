@@ -39,6 +39,7 @@ from seq2seq.model.decoder_state import DecoderState
 from seq2seq.model.encoder import EncoderOut
 from seq2seq.model.loss import LossOutput, output_loss
 from seq2seq.rnn import Dropout, Ragged, gru_layer, lstm_layer, rnn_layer
+from seq2seq.rnn.activation import tanh
 from seq2seq.rnn.compiled import gru_cell_math, lstm_cell_math
 from seq2seq.rnn.elman import rnn_cell_math
 
@@ -120,7 +121,7 @@ class AttentionDecoder(nn.Module):
                 states = []
                 for i in range(L):
                     fb = torch.cat([per_layer[idx[i], 0], per_layer[idx[i], 1]], dim=1)  # (B, 2H)
-                    states.append(torch.tanh(self.bridge_layers[k * L + i](fb)))  # (B, H)
+                    states.append(tanh(self.bridge_layers[k * L + i](fb)))  # (B, H)
                 bridged.append(torch.stack(states))  # (L, B, H)
             hidden = bridged[0]
             cell = bridged[1] if self.kind == "lstm" else None
@@ -223,7 +224,7 @@ class AttentionDecoder(nn.Module):
             new_h.append(x)
         context, attn = self.attention(x, keys, memory, bias, context_fn, group,
                                        lengths)  # (N, 2H), (N, S)
-        att = torch.tanh(self.combine(torch.cat([context, x], dim=1)))  # (N, H)
+        att = tanh(self.combine(torch.cat([context, x], dim=1)))  # (N, H)
         return att, attn, new_h, new_c
 
     def _logits(self, att: torch.Tensor) -> torch.Tensor:
@@ -342,7 +343,7 @@ class AttentionDecoder(nn.Module):
         top = x.transpose(0, 1).reshape(B * T, self.hidden_size)  # (B*T, H)
         context, _ = self.attention(top, state.keys, state.memory, state.bias,
                                     group=T)  # (B*T, 2H), (B*T, S)
-        att = torch.tanh(self.combine(torch.cat([context, top], dim=1)))  # (B*T, H)
+        att = tanh(self.combine(torch.cat([context, top], dim=1)))  # (B*T, H)
         return att.view(B, T, -1)  # (B, T, H)
 
     def step(self, prev_tokens: torch.Tensor,

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .activation import tanh
+
 StepFn = Callable[[int], None]
 
 
@@ -36,7 +38,7 @@ def gru_cell_math(gx: Tensor, hg: Tensor, h: Tensor) -> tuple[Tensor, Tensor, Te
     hid = h.shape[-1]
     rz = torch.sigmoid(gx[..., : 2 * hid] + hg[..., : 2 * hid])  # (..., 2H)
     r, z = rz[..., :hid], rz[..., hid:]  # each (..., H)
-    n = torch.tanh(torch.addcmul(gx[..., 2 * hid :], r, hg[..., 2 * hid :]))  # (..., H)
+    n = tanh(torch.addcmul(gx[..., 2 * hid :], r, hg[..., 2 * hid :]))  # (..., H)
     return rz, n, torch.addcmul(n, z, h - n)  # h' = n + z * (h - n)
 
 
@@ -54,8 +56,8 @@ def lstm_cell_math(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         ``(h (..., H), c (..., H))``.
     """
     i, f, g, o = gates.chunk(4, dim=-1)  # (..., H) each
-    c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))  # (..., H)
-    return torch.sigmoid(o) * torch.tanh(c), c  # (..., H), (..., H)
+    c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), tanh(g))  # (..., H)
+    return torch.sigmoid(o) * tanh(c), c  # (..., H), (..., H)
 
 
 def gru_forward_math(gx: Tensor, hg: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,12 +112,12 @@ def lstm_forward_math(g: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Ten
         ``tanh(c') (D, B, H)`` and ``h' (D, B, H)``.
     """
     hid = c.shape[-1]
-    t = torch.tanh(g)  # (D, B, 4H)
+    t = tanh(g)  # (D, B, 4H)
     ofi = 0.5 + 0.5 * t[..., : 3 * hid]  # (D, B, 3H) sigmoid(a) = (1 + tanh(a / 2)) / 2
     o, i, f = ofi[..., :hid], ofi[..., hid : 2 * hid], ofi[..., 2 * hid :]  # each (D, B, H)
     gg = t[..., 3 * hid :]  # (D, B, H)
     c_new = f * c + i * gg  # (D, B, H)
-    tc = torch.tanh(c_new)  # (D, B, H)
+    tc = tanh(c_new)  # (D, B, H)
     return torch.cat([ofi, gg], -1), c_new, tc, o * tc
 
 

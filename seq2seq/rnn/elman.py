@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .activation import tanh, tanh_
 from .ragged import Ragged
 from .workspace import backward_possible as _backward_possible
 from .workspace import buffer
@@ -59,7 +60,7 @@ class RNNLayerFunction(torch.autograd.Function):
         hs_tm = buffer("rnn.hs", (steps + 1, nd, batch, hid), x, infer)  # (T+1, D, B, H)
         hs_tm[0] = h0
         w_hh_t = torch.stack(w_hh).transpose(1, 2).contiguous()  # (D, H, H), GEMM-friendly
-        act_ = torch.Tensor.tanh_ if nonlinearity == "tanh" else torch.Tensor.relu_
+        act_ = tanh_ if nonlinearity == "tanh" else torch.Tensor.relu_
         pre_all, h_all = pre.unbind(1), hs_tm.unbind(0)  # per-step (D, B, .) views
         for t in range(steps):
             torch.baddbmm(pre_all[t], h_all[t], w_hh_t, out=h_all[t + 1])  # both directions
@@ -154,4 +155,4 @@ def rnn_cell_math(pre: Tensor, nonlinearity: str = "tanh") -> Tensor:
     Returns:
         ``(..., H)`` new hidden state.
     """
-    return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
+    return tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .activation import tanh, tanh_
 from .compiled import (
     StepFn,
     gru_backward_compiled,
@@ -75,7 +76,7 @@ def gru_forward_eager(gates: Tensor, hgates: Tensor, hs: Tensor) -> StepFn:
     def step(t: int) -> None:
         g_rz[t].add_(hg_rz[t]).sigmoid_()  # r, z
         n = g_n[t]
-        n.addcmul_(g_r[t], hg_n[t]).tanh_()  # n
+        tanh_(n.addcmul_(g_r[t], hg_n[t]))  # n
         h = h_all[t + 1]
         torch.sub(h_all[t], n, out=h)
         h.mul_(g_z[t]).add_(n)  # n + z * (h - n)
@@ -167,12 +168,12 @@ def lstm_forward_eager(pre: Tensor, gates: Tensor, hs: Tensor, cs: Tensor, tcs: 
     c_all, tc_all, h_all = cs.unbind(1), tcs.unbind(1), hs.unbind(1)
 
     def step(t: int) -> None:
-        torch.tanh(pre, out=g_all[t])
+        tanh(pre, out=g_all[t])
         torch.add(half, g_ofi[t], alpha=0.5, out=g_ofi[t])  # sigmoid gates o, i, f
         c = c_all[t + 1]
         torch.mul(g_f[t], c_all[t], out=c)
         c.addcmul_(g_i[t], g_g[t])
-        torch.tanh(c, out=tc_all[t])
+        tanh(c, out=tc_all[t])
         torch.mul(g_o[t], tc_all[t], out=h_all[t + 1])
 
     return step
