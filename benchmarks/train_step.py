@@ -4,7 +4,7 @@ Usage::
 
     python -m benchmarks.train_step [--threads 2] [--batch 100] [--src-len 40] [--tgt-len 40]
         [--vocab 8000] [--steps 5] [--rnn gru] [--decoder bahdanau:feed luong_general:nofeed]
-        [--precision fp32 bf16] [--loss fused logits] [--profile]
+        [--precision fp32 bf16] [--loss fused logits] [--profile] [--breakdown]
 
 Every ``--decoder`` (attention kind, with or without input feeding) is timed in every
 ``--precision`` (and through every ``--loss`` path); the timed steps take turns (one step of each model per round), so a noisy
@@ -15,6 +15,12 @@ the project's model and of a textbook PyTorch implementation of the same archite
 (``torch.nn.GRU`` + packing encoder, per-step ``nn.GRUCell`` decoder with input feeding and
 Bahdanau attention built from ``nn.Linear``, ``F.cross_entropy`` with label smoothing), measured in
 the same run. Timings on a shared machine are noisy; the process CPU time is printed too.
+
+``--breakdown`` profiles one step of every model per round (``--steps`` rounds, taking turns)
+and splits it into the GEMMs (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``addbmm``: oneDNN's work)
+and everything else, medians over the rounds. A step's ratio to the first model's is a mediant
+of the two parts' ratios, so it lies between them: with the other ops no faster in bf16, the
+bf16 step ratio stays below the GEMMs' own ratio.
 """
 
 from __future__ import annotations
@@ -92,6 +98,34 @@ class TextbookSeq2Seq(nn.Module):
         return self.out(self.drop(torch.stack(outs, 1)))  # (B, T, V)
 
 
+GEMMS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm"}
+
+
+def breakdown(steps: dict, rounds: int) -> None:
+    """Print each model's profiled step split into GEMMs and other ops (module docstring)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    parts: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, train_step in steps.items():
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                train_step()
+            events = prof.key_averages()
+            gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMMS)
+            total = sum(e.self_cpu_time_total for e in events)
+            parts[name].append((gemm / 1e3, (total - gemm) / 1e3))  # ms
+    med = {name: (sorted(g for g, _ in p)[len(p) // 2], sorted(o for _, o in p)[len(p) // 2])
+           for name, p in parts.items()}
+    first = next(iter(med))
+    g0, o0 = med[first]
+    print(f"| model | GEMMs | other ops | GEMM share | GEMMs vs {first} | other vs {first} "
+          f"| step vs {first} |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, (g, o) in med.items():
+        print(f"| {name} | {g:.0f} ms | {o:.0f} ms | {100 * g / (g + o):.0f}% | {g0 / g:.2f}x | "
+              f"{o0 / o:.2f}x | {(g0 + o0) / (g + o):.2f}x |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -107,6 +141,8 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--embed", type=int, default=0, help="embedding size (0: = --hidden)")
     ap.add_argument("--profile", action="store_true", help="profile one step of the first model")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="split each model's profiled step into GEMMs and other ops")
     ap.add_argument("--no-reference", action="store_true", help="skip the textbook model")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--precision", nargs="+", default=["fp32"],
@@ -140,7 +176,7 @@ def main() -> None:
                 name = f"{spec} {prec}" + (f" {path}" if len(args.loss) > 1 else "")
                 models[name] = (Seq2Seq(cfg, args.vocab, args.vocab).to(device),
                                 resolve_precision(prec, device, key="--precision"))
-    if not args.no_reference and not args.profile and args.rnn == "gru":
+    if not args.no_reference and not (args.profile or args.breakdown) and args.rnn == "gru":
         models["textbook"] = (TextbookSeq2Seq(args.vocab, args.hidden, args.hidden).to(device),
                               None)
     steps = {}
@@ -180,6 +216,9 @@ def main() -> None:
             for e in rows[:30]:  # the ops by self time, one row per op and input shapes
                 print(f"{e.key:28s} {e.self_cpu_time_total / 1000:8.1f} ms {e.count:5d}  {e.input_shapes}")
             return
+    if args.breakdown:
+        breakdown(steps, args.steps)
+        return
     times = {name: [] for name in steps}
     cpu = {name: [] for name in steps}
     for _ in range(args.steps):
