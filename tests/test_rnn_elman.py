@@ -90,9 +90,9 @@ def test_no_grad_call_between_forward_and_backward_leaves_grads_alone():
 def test_cell_math_and_bad_nonlinearity():
     pre = torch.tensor([-2.0, 0.0, 3.0])
     assert torch.equal(rnn_cell_math(pre, "relu"), torch.tensor([0.0, 0.0, 3.0]))
-    # the core's tanh (seq2seq.rnn.activation): within 2e-7 of the exact value
+    # the core's tanh (seq2seq.rnn.activation): within 3e-7 of the exact value
     torch.testing.assert_close(rnn_cell_math(pre), torch.tanh(pre.double()).float(),
-                               atol=2e-7, rtol=0)
+                               atol=3e-7, rtol=0)
     with pytest.raises(ValueError, match="nonlinearity must be one of"):
         rnn_layer(torch.zeros(2, 1, 1), torch.zeros(1, 1, 1), Ragged(None, 2, 1, pre.device),
                   [torch.zeros(1, 1)] * 2 + [torch.zeros(1)] * 2, nonlinearity="gelu")
