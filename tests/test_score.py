@@ -55,9 +55,16 @@ def test_scoring_greedy_output_gives_its_score(tiny_bundle, lines):
     out = tr.translate(lines, cfg)
     tsv = "".join(f"{s}\t{t.text}\n" for s, t in zip(lines, out, strict=True))
     got = _run(ScoreConfig(checkpoint=str(tiny_bundle), progress=False, search=cfg), tsv)
+    checked = 0
     for row, t in zip(got, out, strict=True):
-        if tr.tgt_tok.encode(t.text) == t.tokens:
-            assert row == f"{t.log_prob:.4f}\t{t.score:.4f}"
+        if tr.tgt_tok.encode(t.text) == t.tokens:  # the text re-encodes to the searched pieces
+            # two code paths (search step by step, teacher-forced scoring) agree to float32
+            # noise, which can cross a rounding boundary of the 4 printed decimals
+            log_prob, score = (float(v) for v in row.split("\t"))
+            assert log_prob == pytest.approx(t.log_prob, abs=6e-5)
+            assert score == pytest.approx(t.score, abs=6e-5)
+            checked += 1
+    assert checked >= len(lines) // 2
 
 
 def test_bad_input_names_the_line(tiny_bundle):
