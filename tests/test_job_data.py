@@ -66,13 +66,26 @@ def test_encode_datasets_filters_training_pairs_only() -> None:
     limit = max(len(src_tok.encode(s)) for s in SRC[:2])
     assert len(src_tok.encode(SRC[2])) > limit  # pair 2 is too long, pair 3 has an empty target
     d = DataConfig(max_src_len=limit, src_train="train.de")
-    train, dev = encode_datasets(pairs, pairs, src_tok, tgt_tok, d)
+    train, dev = encode_datasets(pairs, pairs, src_tok, tgt_tok, d, seed=1)
     assert train.indices == [0, 1] and train.n_dropped == 2
     assert train[1] == (src_tok.encode("der Hund"), tgt_tok.encode("the dog"))
     assert dev.indices == [0, 1, 2]  # dev: no length limit, empty pairs dropped
     with pytest.raises(ValueError, match="no training pairs left after filtering train.de"):
         encode_datasets(pairs, pairs, src_tok, tgt_tok, DataConfig(max_src_len=1,
-                                                                   src_train="train.de"))
+                                                                   src_train="train.de"), seed=1)
+
+
+def test_encode_datasets_drops_final_punctuation_in_training_pairs_only(caplog) -> None:
+    pairs = [("der Hund.", "the dog."), ("die Katze.", "the cat.")]
+    src_tok, tgt_tok = train_tokenizers([s for s, _ in pairs] * 5, [t for _, t in pairs] * 5, 20,
+                                        hard_vocab_limit=False)
+    with caplog.at_level("INFO", logger="seq2seq.training.job_data"):
+        train, dev = encode_datasets(pairs, pairs, src_tok, tgt_tok,
+                                     DataConfig(drop_final_punct=1.0), seed=1)
+    assert [train[i] for i in range(2)] == [(src_tok.encode("der Hund"), tgt_tok.encode("the dog")),
+                                            (src_tok.encode("die Katze"), tgt_tok.encode("the cat"))]
+    assert dev[0] == (src_tok.encode("der Hund."), tgt_tok.encode("the dog."))
+    assert "2 without their final punctuation" in caplog.text
 
 
 def _spm_file(path: Path, sentences: list[str], vocab: int, **ids: int) -> Path:

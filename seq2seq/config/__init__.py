@@ -103,13 +103,16 @@ class DataConfig(_Checked):
         spm_src, spm_tgt: existing sentencepiece ``.model`` files to use instead of training
             one for that side (its special ids must be pad/unk/bos/eos = 0/1/2/3); with
             ``joint_vocab`` one model, ``spm_src``, serves both sides.
+        drop_final_punct: fraction of the training pairs ending in a sentence mark on both
+            sides that lose it on both sides (chosen once from the seed), so the model also
+            learns to end input that has none (:mod:`seq2seq.data.punctuation`); 0 = off.
     """
 
     _section: ClassVar[str] = "data"
     _choices: ClassVar[dict[str, type[Choice]]] = {"spm_model_type": SpmModelType}
     _ranges: ClassVar[dict[str, Range]] = {
         "vocab_size": Range(8), "max_src_len": AT_LEAST_1, "max_tgt_len": AT_LEAST_1,
-        "dev_max_sentences": AT_LEAST_0}
+        "dev_max_sentences": AT_LEAST_0, "drop_final_punct": Range(0, 1)}
 
     src_lang: str = "de"
     tgt_lang: str = "en"
@@ -127,6 +130,7 @@ class DataConfig(_Checked):
     dev_max_sentences: int = 0
     spm_src: str | None = None
     spm_tgt: str | None = None
+    drop_final_punct: float = 0.0
 
     def _check(self) -> None:
         if self.joint_vocab and self.spm_tgt and self.spm_tgt != self.spm_src:

@@ -8,7 +8,8 @@ loading the resume checkpoint:
   only (or loads the user's own, ``data.spm_src``/``data.spm_tgt``), writes them to
   ``<spm_dir>/<lang>.model`` and broadcasts them, so every rank encodes alike (a resumed or
   fine-tuned run takes its checkpoint's models instead and never retrains);
-* :func:`encode_datasets` encodes both splits, dropping over-long and empty training pairs.
+* :func:`encode_datasets` encodes both splits, dropping over-long and empty training pairs (and
+  the final punctuation of a seeded fraction of them, ``data.drop_final_punct``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from seq2seq.config import DataConfig
 from seq2seq.data import ParallelDataset, load_parallel
+from seq2seq.data.punctuation import drop_final_punct
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training import distributed as D
 
@@ -121,15 +123,19 @@ def load_spm(path: str | Path, key: str) -> Tokenizer:
 
 
 def encode_datasets(train_pairs: Pairs, dev_pairs: Pairs, src_tok: Tokenizer, tgt_tok: Tokenizer,
-                    d: DataConfig, verbose: bool = True) -> tuple[ParallelDataset, ParallelDataset]:
-    """Encode both splits; training pairs longer than ``max_src_len``/``max_tgt_len`` are dropped.
+                    d: DataConfig, seed: int,
+                    verbose: bool = True) -> tuple[ParallelDataset, ParallelDataset]:
+    """Encode both splits; training pairs longer than ``max_src_len``/``max_tgt_len`` are dropped,
+    and ``drop_final_punct`` of them lose their final punctuation first.
 
     Args:
         train_pairs: training sentences.
         dev_pairs: dev sentences (only empty ones are dropped).
         src_tok: source tokenizer.
         tgt_tok: target tokenizer.
-        d: ``max_src_len``, ``max_tgt_len`` (0 = no limit) and ``src_train`` (for the error).
+        d: ``max_src_len``, ``max_tgt_len`` (0 = no limit), ``drop_final_punct`` and
+            ``src_train`` (for the error).
+        seed: the run's seed (which pairs lose their final punctuation).
         verbose: log the split sizes (rank 0).
 
     Returns:
@@ -138,13 +144,14 @@ def encode_datasets(train_pairs: Pairs, dev_pairs: Pairs, src_tok: Tokenizer, tg
     Raises:
         ValueError: no training pair survives the filter.
     """
+    train_pairs, unpunctuated = drop_final_punct(train_pairs, d.drop_final_punct, seed)
     train_set = ParallelDataset.from_pairs(train_pairs, src_tok, tgt_tok, d.max_src_len,
                                            d.max_tgt_len)
     if len(train_set) == 0:
         raise ValueError(f"no training pairs left after filtering {d.src_train}")
     dev_set = ParallelDataset.from_pairs(dev_pairs, src_tok, tgt_tok)
     if verbose:
-        log.info("train: %d pairs (%d dropped), dev: %d pairs, vocab %d/%d",
-                 len(train_set), train_set.n_dropped, len(dev_pairs), src_tok.vocab_size,
-                 tgt_tok.vocab_size)
+        log.info("train: %d pairs (%d dropped, %d without their final punctuation), dev: %d "
+                 "pairs, vocab %d/%d", len(train_set), train_set.n_dropped, unpunctuated,
+                 len(dev_pairs), src_tok.vocab_size, tgt_tok.vocab_size)
     return train_set, dev_set

@@ -164,7 +164,7 @@ class Trainer:
             log.warning("resuming with the checkpoint's model config %s (ignoring model.*)",
                         self.model_cfg)
         self.train_set, self.dev_set = encode_datasets(
-            self.train_pairs, self.dev_pairs, self.src_tok, self.tgt_tok, cfg.data,
+            self.train_pairs, self.dev_pairs, self.src_tok, self.tgt_tok, cfg.data, cfg.seed,
             verbose=self.ctx.is_main)
 
         torch.manual_seed(cfg.seed)
