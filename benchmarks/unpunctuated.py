@@ -6,7 +6,7 @@ Usage::
         [--split dev test] [--beam 5] [--threads 2]
 
 For each split of the shipped Bible corpus, the **q** subset is the pairs that end in a
-sentence mark on both sides (:func:`seq2seq.data.punctuation.strip_final_punct` changes both).
+sentence mark on both sides and keep some text (:func:`seq2seq.data.punctuation.strip_pair`).
 Each checkpoint translates the whole split, **qp** (the q pairs as they are) and **qnop** (the
 q pairs with that final run of marks stripped from source and reference), beam ``--beam``, in
 float32. The table gives sacreBLEU BLEU per set and, for qp and qnop, the runaway share: the
@@ -23,7 +23,7 @@ import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.data import load_parallel
-from seq2seq.data.punctuation import strip_final_punct
+from seq2seq.data.punctuation import strip_pair
 from seq2seq.inference.translator import Translator
 from seq2seq.metrics import corpus_scores
 
@@ -34,11 +34,11 @@ SPLITS = {"dev": ("data/bible/dev.de.gz", "data/bible/dev.en.gz"),
 def sets(split: str) -> dict[str, tuple[list[str], list[str]]]:
     """``{"all" | "qp" | "qnop": (sources, references)}`` of a Bible split."""
     pairs = load_parallel(*SPLITS[split])
-    q = [(s, r) for s, r in pairs
-         if strip_final_punct(s) not in ("", s) and strip_final_punct(r) not in ("", r)]
+    q = [(pair, stripped) for pair in pairs
+         if (stripped := strip_pair(*pair)) is not None and all(stripped)]
     return {"all": ([s for s, _ in pairs], [r for _, r in pairs]),
-            "qp": ([s for s, _ in q], [r for _, r in q]),
-            "qnop": ([strip_final_punct(s) for s, _ in q], [strip_final_punct(r) for _, r in q])}
+            "qp": ([s for (s, _), _ in q], [r for (_, r), _ in q]),
+            "qnop": ([s for _, (s, _) in q], [r for _, (_, r) in q])}
 
 
 def runaway(hyps: list[str], refs: list[str]) -> float:

@@ -31,6 +31,13 @@ def strip_final_punct(text: str) -> str:
     return text[:start].rstrip()
 
 
+def strip_pair(src: str, tgt: str) -> tuple[str, str] | None:
+    """Both sides through :func:`strip_final_punct` when both end in a sentence mark (a side
+    may come out empty: a line of marks only); None otherwise."""
+    s, t = strip_final_punct(src), strip_final_punct(tgt)
+    return (s, t) if s != src and t != tgt else None
+
+
 def drop_final_punct(pairs: Sequence[tuple[str, str]], fraction: float,
                      seed: int) -> tuple[list[tuple[str, str]], int]:
     """Drop the final marks of both sides in a seeded ``fraction`` of the qualifying pairs.
@@ -49,11 +56,11 @@ def drop_final_punct(pairs: Sequence[tuple[str, str]], fraction: float,
         return list(pairs), 0
     rng = random.Random(f"{seed}:drop_final_punct")
     out, changed = [], 0
-    for src, tgt in pairs:
-        s, t = strip_final_punct(src), strip_final_punct(tgt)
-        if s != src and t != tgt and rng.random() < fraction and s and t:
-            out.append((s, t))
+    for pair in pairs:
+        stripped = strip_pair(*pair)
+        if stripped is not None and rng.random() < fraction and all(stripped):
+            out.append(stripped)
             changed += 1
         else:
-            out.append((src, tgt))
+            out.append(pair)
     return out, changed
