@@ -71,6 +71,7 @@ def make_bundle(
     tgt_tok: Tokenizer,
     meta: dict[str, Any],
     train_state: dict[str, Any] | None = None,
+    truecase: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Assemble a bundle dict from live objects.
 
@@ -83,6 +84,8 @@ def make_bundle(
         meta: ``src_lang``, ``tgt_lang``, ``step``, ``dev_bleu``, ``config`` ...; ``created`` is
             filled in when absent.
         train_state: optimizer/scheduler/sampler/rng state to resume, or None.
+        truecase: the training source's word forms, ``{lowercase word: most frequent form}``
+            (:class:`~seq2seq.inference.casing.TrueCaser`), stored as ``truecase.src``.
 
     Returns:
         A bundle ready for :func:`save_bundle`.
@@ -92,7 +95,7 @@ def make_bundle(
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     meta.setdefault("step", 0)
     meta.setdefault("dev_bleu", None)
-    return {
+    bundle = {
         "format_version": FORMAT_VERSION,
         "model_config": plain(model_cfg),
         "vocab": {
@@ -105,6 +108,9 @@ def make_bundle(
         "train_state": train_state,
         "meta": meta,
     }
+    if truecase:
+        bundle["truecase"] = {"src": dict(truecase)}
+    return bundle
 
 
 def _check_plain(obj: Any, where: str) -> None:

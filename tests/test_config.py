@@ -55,11 +55,6 @@ def test_config_imports_no_other_seq2seq_module() -> None:
     (lambda: C.ModelConfig(dropout=1.0), "model.dropout must be in [0, 1), got 1.0"),
     (lambda: C.DataConfig(vocab_size=4), "data.vocab_size must be >= 8, got 4"),
     (lambda: C.DataConfig(drop_final_punct=1.5), "data.drop_final_punct must be in [0, 1], got 1.5"),
-    (lambda: C.DataConfig(lowercase_fraction=-0.1),
-     "data.lowercase_fraction must be in [0, 1], got -0.1"),
-    (lambda: C.DataConfig(lowercase_fraction=0.7, uppercase_fraction=0.5),
-     "data.uppercase_fraction: data.lowercase_fraction + data.uppercase_fraction must be at most "
-     "1, got 0.7 + 0.5"),
     (lambda: C.DataConfig(joint_vocab=True, spm_src="a.model", spm_tgt="b.model"),
      "data.spm_tgt: with data.joint_vocab=true one model (data.spm_src) serves both sides"),
     (lambda: C.SearchConfig(beam_size=0), "search.beam_size must be >= 1, got 0"),

@@ -88,20 +88,6 @@ def test_encode_datasets_drops_final_punctuation_in_training_pairs_only(caplog) 
     assert "2 without their final punctuation" in caplog.text
 
 
-def test_encode_datasets_recases_training_pairs_only(caplog) -> None:
-    pairs = [("der Hund.", "the dog."), ("die Katze.", "the cat.")]
-    src_tok, tgt_tok = train_tokenizers([s for s, _ in pairs] * 5, [t for _, t in pairs] * 5, 30,
-                                        hard_vocab_limit=False)
-    with caplog.at_level("INFO", logger="seq2seq.training.job_data"):
-        train, dev = encode_datasets(pairs, pairs, src_tok, tgt_tok,
-                                     DataConfig(drop_final_punct=1.0, uppercase_fraction=1.0),
-                                     seed=1)
-    assert [train[i] for i in range(2)] == [(src_tok.encode("DER HUND"), tgt_tok.encode("THE DOG")),
-                                            (src_tok.encode("DIE KATZE"), tgt_tok.encode("THE CAT"))]
-    assert dev[1] == (src_tok.encode("die Katze."), tgt_tok.encode("the cat."))
-    assert "2 without their final punctuation, 0 lowercased, 2 uppercased" in caplog.text
-
-
 def _spm_file(path: Path, sentences: list[str], vocab: int, **ids: int) -> Path:
     """Train a real sentencepiece model with the given special ids and write it to ``path``."""
     import io

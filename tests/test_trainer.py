@@ -111,10 +111,13 @@ def test_checkpoint_bundle_contents_and_layout(tiny_corpus: dict[str, Path], tmp
     src_tok, tgt_tok = tokenizers_from_bundle(raw)
     assert src_tok == Tokenizer((tmp_path / "spm/de.model").read_bytes())
     assert tgt_tok.vocab_size == raw["vocab"]["tgt_size"] == 200
+    truecase = raw["truecase"]["src"]  # the training source's word forms (inference/casing.py)
+    assert truecase["gott"] == "Gott" and truecase["erde"] == "Erde" and "und" not in truecase
     ts = raw["train_state"]
     assert ts["step"] == 12 and len(ts["rng"]) == 1 and ts["world_size"] == 1
     assert {"optimizer", "scheduler", "sampler", "history", "elapsed_s"} <= set(ts)
     assert load_bundle(ck / "best.pt")["train_state"] is None  # lean bundle for serving
+    assert load_bundle(ck / "best.pt")["truecase"] == raw["truecase"]
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"step", "train_loss", "dev_bleu", "tokens_per_s"} <= set(header)

@@ -11,7 +11,7 @@ import torch
 from seq2seq.checkpoint import load_bundle
 from seq2seq.config import SearchConfig
 from seq2seq.data import pad_sequences, read_lines
-from seq2seq.inference.translator import Translation, Translator
+from seq2seq.inference.translator import Translator
 from seq2seq.search import search
 
 GREEDY = SearchConfig(beam_size=1, max_len_a=1.0, max_len_b=5)
@@ -129,11 +129,6 @@ def test_info(translator, tiny_bundle):
     assert info["model_config"]["hidden_size"] == 32
     assert info["parameters"] == sum(p.numel() for p in translator.model.parameters())
     json.dumps(info)
-
-
-def test_translation_dataclass_to_dict():
-    t = Translation(text="a", score=-1.0, tokens=[5], n_best=[("a", -1.0)])
-    assert t.to_dict()["n_best"] == [["a", -1.0]]
 
 
 def test_bad_batch_size(translator):

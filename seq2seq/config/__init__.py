@@ -106,18 +106,13 @@ class DataConfig(_Checked):
         drop_final_punct: fraction of the training pairs ending in a sentence mark on both
             sides that lose it on both sides (chosen once from the seed), so the model also
             learns to end input that has none (:mod:`seq2seq.data.punctuation`); 0 = off.
-        lowercase_fraction, uppercase_fraction: fractions of the training pairs lowercased,
-            and uppercased, on both sides (chosen once from the seed; their sum at most 1), so
-            the model also translates input typed in one case (:mod:`seq2seq.data.casing`);
-            0 = off.
     """
 
     _section: ClassVar[str] = "data"
     _choices: ClassVar[dict[str, type[Choice]]] = {"spm_model_type": SpmModelType}
     _ranges: ClassVar[dict[str, Range]] = {
         "vocab_size": Range(8), "max_src_len": AT_LEAST_1, "max_tgt_len": AT_LEAST_1,
-        "dev_max_sentences": AT_LEAST_0, "drop_final_punct": Range(0, 1),
-        "lowercase_fraction": Range(0, 1), "uppercase_fraction": Range(0, 1)}
+        "dev_max_sentences": AT_LEAST_0, "drop_final_punct": Range(0, 1)}
 
     src_lang: str = "de"
     tgt_lang: str = "en"
@@ -136,14 +131,8 @@ class DataConfig(_Checked):
     spm_src: str | None = None
     spm_tgt: str | None = None
     drop_final_punct: float = 0.0
-    lowercase_fraction: float = 0.0
-    uppercase_fraction: float = 0.0
 
     def _check(self) -> None:
-        if self.lowercase_fraction + self.uppercase_fraction > 1:
-            raise ValueError("data.uppercase_fraction: data.lowercase_fraction + "
-                             "data.uppercase_fraction must be at most 1, got "
-                             f"{self.lowercase_fraction} + {self.uppercase_fraction}")
         if self.joint_vocab and self.spm_tgt and self.spm_tgt != self.spm_src:
             raise ValueError("data.spm_tgt: with data.joint_vocab=true one model "
                              "(data.spm_src) serves both sides")
@@ -173,6 +162,11 @@ class SearchConfig(_Checked):
         top_k: sample among the ``top_k`` most probable tokens (0 = all).
         top_p: sample among the most probable tokens that reach this probability mass (1 = all).
         seed: sampling seed (the same seed gives the same samples).
+        recase_input: a source typed all in capitals or all in lowercase is truecased before
+            translation (each word in its most frequent form in the training text, from the
+            bundle), and a source in capitals gets its translation in capitals
+            (:mod:`seq2seq.inference.casing`); not for a source with a target prefix, nor in
+            scoring.
     """
 
     _section: ClassVar[str] = "search"
@@ -200,6 +194,7 @@ class SearchConfig(_Checked):
     top_k: int = 0
     top_p: float = 1.0
     seed: int = 0
+    recase_input: bool = True
 
     def _check(self) -> None:
         if not self.sampling and self.n_best > self.beam_size:

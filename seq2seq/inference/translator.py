@@ -14,7 +14,9 @@ Inputs are sorted by source length and searched in batches of ``cfg.batch_size``
 at most ``cfg.batch_tokens`` padded source subwords (less padding, fewer wasted steps); results
 come back in input order. Inputs with no subword pieces (empty, whitespace-only, or only
 characters the source model drops, such as zero-width spaces) give an empty translation with
-score 0 without running the model.
+score 0 without running the model. A source typed all in capitals or all in lowercase is
+truecased first, and capitals get their translation in capitals (``cfg.recase_input``,
+:mod:`seq2seq.inference.casing`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -30,67 +31,22 @@ import torch
 from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
 from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig, plain
 from seq2seq.data import pad_sequences
+from seq2seq.inference.casing import TrueCaser, recase_source
 from seq2seq.inference.description import describe, describe_bundle, ensemble_meta
 from seq2seq.inference.documents import DocumentTranslation, translate_documents
 from seq2seq.inference.ensemble import Ensemble, check_same_vocabulary
 from seq2seq.inference.glossary import Glossary, TermCheck
 from seq2seq.inference.markup import translate_markup
+from seq2seq.inference.translation import EOS_PIECE, Translation
 from seq2seq.model import build_model
 from seq2seq.runtime import autocast, precision_reason, resolve_precision
 from seq2seq.search import forced_decode, search
 from seq2seq.tokenizer import Tokenizer
 
-EOS_PIECE = "</s>"
 DEFAULT_MAX_INPUT_LENGTH = 256  # subwords, when the bundle does not say its training maximum
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None] | None
-
-
-@dataclass
-class Translation:
-    """One translated (or scored) sentence.
-
-    Attributes:
-        text: best hypothesis, detokenized (for :meth:`Translator.score`: the given target).
-        score: its length-normalised score (the ranking score of search).
-        tokens: its target piece ids (no BOS/EOS).
-        n_best: ``(text, score)`` for the ``cfg.n_best`` best hypotheses, best first.
-        alignment: attention rows of the best hypothesis as nested lists of shape
-            ``(len(tokens) + 1, len(src_pieces))`` (the last row is the EOS step), or None when
-            alignments were not requested.
-        src_pieces: source subword pieces (columns of ``alignment``).
-        tgt_pieces: target pieces of the best hypothesis followed by ``"</s>"`` (rows).
-        truncated_from: the source's length in subwords when it was longer than the
-            translator's ``max_input_length`` and only its first pieces were translated; else
-            None.
-        log_prob: the raw summed log-prob of the best hypothesis (EOS included).
-        token_scores: log-prob of each target piece and of the EOS (``tgt_pieces`` order),
-            with ``return_scores`` (always for :meth:`Translator.score`), else None.
-        constraints: with a glossary, the terms this sentence required and whether each is in
-            ``text`` (:class:`~seq2seq.inference.glossary.TermCheck`); None without a glossary
-            term in the sentence.
-    """
-
-    text: str
-    score: float
-    tokens: list[int]
-    n_best: list[tuple[str, float]] = field(default_factory=list)
-    alignment: list[list[float]] | None = None
-    src_pieces: list[str] = field(default_factory=list)
-    tgt_pieces: list[str] = field(default_factory=list)
-    truncated_from: int | None = None
-    log_prob: float = 0.0
-    token_scores: list[float] | None = None
-    constraints: list[TermCheck] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON view (tuples become lists)."""
-        d = asdict(self)
-        d["n_best"] = [[t, s] for t, s in self.n_best]
-        if self.constraints is not None:
-            d["constraints"] = [c.to_dict() for c in self.constraints]
-        return d
 
 
 class Translator:
@@ -114,13 +70,17 @@ class Translator:
             (as CTranslate2's ``max_input_length``): a model never trained on such lengths
             produces nothing useful from them, slowly. Default: twice the training maximum
             (``meta.config.data.max_src_len``), else :data:`DEFAULT_MAX_INPUT_LENGTH`; 0 = none.
+        truecaser: the training source's word forms (the bundle's ``truecase``), for sources
+            typed in one case (``cfg.recase_input``); None = capitals are only lowercased.
     """
 
     def __init__(self, model: torch.nn.Module, src_tok: Tokenizer, tgt_tok: Tokenizer, *,
                  device: str | torch.device | None = None, amp_dtype: torch.dtype | None = None,
                  meta: dict[str, Any] | None = None, path: str | None = None,
-                 max_input_length: int | None = None) -> None:
+                 max_input_length: int | None = None,
+                 truecaser: TrueCaser | None = None) -> None:
         self.model = model
+        self.truecaser = truecaser
         self.src_tok, self.tgt_tok = src_tok, tgt_tok
         self.device = torch.device(device) if device is not None else next(
             model.parameters()).device
@@ -173,7 +133,9 @@ class Translator:
             model, meta, where = models[0], metas[0], path if path is None else paths[0]
         else:
             model, meta, where = Ensemble(models).eval(), ensemble_meta(metas, paths), paths[0]
-        tr = cls(model, *toks[0], device=device, meta=meta, path=where)
+        table = (bundles[0].get("truecase") or {}).get("src")
+        tr = cls(model, *toks[0], device=device, meta=meta, path=where,
+                 truecaser=TrueCaser(table) if table else None)
         tr.precision = precision_reason(precision, device)
         return tr
 
@@ -300,19 +262,25 @@ class Translator:
                 without one translate as without a glossary.
 
         Returns:
-            One :class:`Translation` per text, in input order.
+            One :class:`Translation` per text, in input order. For a text typed in one case
+            (``cfg.recase_input``), ``src_pieces`` are those of the truecased text; for one in
+            capitals ``text`` and ``n_best`` are in capitals while ``tokens`` and
+            ``tgt_pieces`` are what the model produced.
 
         Raises:
             ValueError: a glossary with sampling.
         """
         cfg = cfg or SearchConfig()
         texts = list(texts)
-        terms = self.glossary_terms(texts, glossary)
         if prefixes is not None and len(prefixes) != len(texts):
             raise ValueError(f"{len(prefixes)} prefixes for {len(texts)} texts")
         pre = [self.tgt_tok.encode(p) if p else [] for p in (prefixes or [None] * len(texts))]
+        recased = [recase_source(t, self.truecaser) if cfg.recase_input and not p else (t, False)
+                   for t, p in zip(texts, pre, strict=True)]  # a prefix says the case
+        searched, caps = [t for t, _ in recased], [c for _, c in recased]
+        terms = self.glossary_terms(searched, glossary)  # "GOTT" and "gott" match "Gott"
         results: list[Translation | None] = [None] * len(texts)
-        ids, cut = self._source_ids(texts, first_index, labels)
+        ids, cut = self._source_ids(searched, first_index, labels)
         todo = [i for i in range(len(texts)) if ids[i]]
         for i in range(len(texts)):
             if not ids[i]:  # blank, or no subword pieces at all (e.g. only zero-width spaces)
@@ -329,7 +297,8 @@ class Translator:
                 hyps = search(self.model, src.to(self.device), src_len.to(self.device), cfg,
                               [pre[i] for i in chunk] if prefixes is not None else None, cons)
             for i, nbest in zip(chunk, hyps, strict=True):
-                results[i] = self._to_translation(texts[i], nbest, cfg, cut.get(i), terms[i])
+                results[i] = self._to_translation(searched[i], nbest, cfg, cut.get(i), terms[i],
+                                                  caps[i])
             if progress is not None:
                 progress(len(chunk))
         return results  # type: ignore[return-value]
@@ -391,8 +360,10 @@ class Translator:
 
     def _to_translation(self, text: str, nbest: list, cfg: SearchConfig,
                         truncated_from: int | None = None,
-                        terms: Sequence[tuple[str, str, list[int]]] = ()) -> Translation:
-        """Turn the n-best hypotheses of one sentence into a :class:`Translation`."""
+                        terms: Sequence[tuple[str, str, list[int]]] = (),
+                        upper: bool = False) -> Translation:
+        """Turn the n-best hypotheses of one sentence into a :class:`Translation` (its texts
+        uppercased with ``upper``; glossary terms are checked before)."""
         best = nbest[0]
         tokens = [int(t) for t in best.tokens]
         alignment = None
@@ -408,11 +379,13 @@ class Translator:
             checks = [TermCheck(s, t, t in out, "" if t in out else "length" if not ok
                                 else "detokenized differently")
                       for (s, t, _), ok in zip(terms, placed, strict=True)]
+        case = str.upper if upper else str
         return Translation(
-            text=out,
+            text=case(out),
             score=float(best.score),
             tokens=tokens,
-            n_best=[(self.tgt_tok.decode([int(t) for t in h.tokens]), float(h.score)) for h in nbest],
+            n_best=[(case(self.tgt_tok.decode([int(t) for t in h.tokens])), float(h.score))
+                    for h in nbest],
             alignment=alignment,
             src_pieces=src_pieces,
             tgt_pieces=[self.tgt_tok.id_to_piece(t) for t in tokens] + [EOS_PIECE],

@@ -1,6 +1,6 @@
 """A training job's data: its text pairs, sentencepiece models and encoded datasets.
 
-Built from a :class:`~seq2seq.config.DataConfig` in three steps the trainer interleaves with
+Built from a :class:`~seq2seq.config.DataConfig` in four steps the trainer interleaves with
 loading the resume checkpoint:
 
 * :func:`load_pairs` reads the train and dev files (dev cut to ``dev_max_sentences``);
@@ -8,9 +8,9 @@ loading the resume checkpoint:
   only (or loads the user's own, ``data.spm_src``/``data.spm_tgt``), writes them to
   ``<spm_dir>/<lang>.model`` and broadcasts them, so every rank encodes alike (a resumed or
   fine-tuned run takes its checkpoint's models instead and never retrains);
+* :func:`truecase_table` learns the training source's word forms for the bundles (rank 0);
 * :func:`encode_datasets` encodes both splits, dropping over-long and empty training pairs (and
-  the final punctuation of a seeded fraction of them, ``data.drop_final_punct``, and the case of
-  others, ``data.lowercase_fraction``/``data.uppercase_fraction``).
+  the final punctuation of a seeded fraction of them, ``data.drop_final_punct``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from seq2seq.config import DataConfig
 from seq2seq.data import ParallelDataset, load_parallel
-from seq2seq.data.casing import recase
 from seq2seq.data.punctuation import drop_final_punct
+from seq2seq.inference.casing import TrueCaser
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training import distributed as D
 
@@ -105,6 +105,17 @@ def train_job_tokenizers(pairs: Pairs, d: DataConfig, seed: int, spm_dir: str | 
     return (src, src) if d.joint_vocab else (src, Tokenizer(protos[1]))
 
 
+def truecase_table(pairs: Pairs) -> dict[str, str]:
+    """The training source's word forms (``{lowercase word: most frequent form}``), which the
+    bundles keep for sources typed in one case (:class:`~seq2seq.inference.casing.TrueCaser`).
+    A pure function of the sources: a resumed run learns the same table."""
+    t0 = time.perf_counter()
+    table = TrueCaser.learn(s for s, _ in pairs).table
+    log.info("truecase table: %d source words most often not in lowercase (%.1fs)", len(table),
+             time.perf_counter() - t0)
+    return table
+
+
 def load_spm(path: str | Path, key: str) -> Tokenizer:
     """A user's sentencepiece model file as a :class:`~seq2seq.tokenizer.Tokenizer`.
 
@@ -128,17 +139,16 @@ def encode_datasets(train_pairs: Pairs, dev_pairs: Pairs, src_tok: Tokenizer, tg
                     d: DataConfig, seed: int,
                     verbose: bool = True) -> tuple[ParallelDataset, ParallelDataset]:
     """Encode both splits; training pairs longer than ``max_src_len``/``max_tgt_len`` are dropped,
-    and ``drop_final_punct`` of them lose their final punctuation first, then
-    ``lowercase_fraction``/``uppercase_fraction`` of them are recased.
+    and ``drop_final_punct`` of them lose their final punctuation first.
 
     Args:
         train_pairs: training sentences.
         dev_pairs: dev sentences (only empty ones are dropped).
         src_tok: source tokenizer.
         tgt_tok: target tokenizer.
-        d: ``max_src_len``, ``max_tgt_len`` (0 = no limit), ``drop_final_punct``,
-            ``lowercase_fraction``, ``uppercase_fraction`` and ``src_train`` (for the error).
-        seed: the run's seed (which pairs lose their final punctuation or their case).
+        d: ``max_src_len``, ``max_tgt_len`` (0 = no limit), ``drop_final_punct`` and
+            ``src_train`` (for the error).
+        seed: the run's seed (which pairs lose their final punctuation).
         verbose: log the split sizes (rank 0).
 
     Returns:
@@ -148,16 +158,14 @@ def encode_datasets(train_pairs: Pairs, dev_pairs: Pairs, src_tok: Tokenizer, tg
         ValueError: no training pair survives the filter.
     """
     train_pairs, unpunctuated = drop_final_punct(train_pairs, d.drop_final_punct, seed)
-    train_pairs, lowered, uppered = recase(train_pairs, d.lowercase_fraction,
-                                           d.uppercase_fraction, seed)
     train_set = ParallelDataset.from_pairs(train_pairs, src_tok, tgt_tok, d.max_src_len,
                                            d.max_tgt_len)
     if len(train_set) == 0:
         raise ValueError(f"no training pairs left after filtering {d.src_train}")
     dev_set = ParallelDataset.from_pairs(dev_pairs, src_tok, tgt_tok)
     if verbose:
-        log.info("train: %d pairs (%d dropped, %d without their final punctuation, %d "
-                 "lowercased, %d uppercased), dev: %d pairs, vocab %d/%d", len(train_set),
-                 train_set.n_dropped, unpunctuated, lowered, uppered, len(dev_pairs),
+        log.info("train: %d pairs (%d dropped, %d without their final punctuation), dev: %d "
+                 "pairs, vocab %d/%d", len(train_set), train_set.n_dropped, unpunctuated,
+                 len(dev_pairs),
                  src_tok.vocab_size, tgt_tok.vocab_size)
     return train_set, dev_set
