@@ -166,6 +166,5 @@ def encode_datasets(train_pairs: Pairs, dev_pairs: Pairs, src_tok: Tokenizer, tg
     if verbose:
         log.info("train: %d pairs (%d dropped, %d without their final punctuation), dev: %d "
                  "pairs, vocab %d/%d", len(train_set), train_set.n_dropped, unpunctuated,
-                 len(dev_pairs),
-                 src_tok.vocab_size, tgt_tok.vocab_size)
+                 len(dev_pairs), src_tok.vocab_size, tgt_tok.vocab_size)
     return train_set, dev_set
