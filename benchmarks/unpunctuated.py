@@ -3,21 +3,25 @@
 Usage::
 
     python -m benchmarks.unpunctuated --checkpoint runs/a/checkpoints/best.pt [more ...]
-        [--split dev test] [--beam 5] [--threads 2]
+        [--split dev test] [--beam 5] [--threads 2] [--punctuate-input on off]
+        [--final-mark .]
 
 For each split of the shipped Bible corpus, the **q** subset is the pairs that end in a
 sentence mark on both sides and keep some text (:func:`seq2seq.data.punctuation.strip_pair`).
 Each checkpoint translates the whole split, **qp** (the q pairs as they are) and **qnop** (the
 q pairs with that final run of marks stripped from source and reference), beam ``--beam``, in
 float32. The table gives sacreBLEU BLEU per set and, for qp and qnop, the runaway share: the
-hypotheses with more than 1.5 times the reference's words. This is how the ``Unpunctuated
-input`` table of benchmarks/README.md is made (there with ``seq2seq-evaluate`` per set, which
-translates the same sentences the same way).
+hypotheses with more than 1.5 times the reference's words. Each checkpoint gets one row per
+``--punctuate-input`` setting (``search.punctuate_input``: a source ending in a letter or digit
+is translated with the bundle's final mark appended and given back without final marks;
+``--final-mark`` supplies the mark for bundles written before bundles kept one). This is how the
+``Unpunctuated input`` tables of benchmarks/README.md are made.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import torch
 
@@ -53,24 +57,34 @@ def main() -> None:
     ap.add_argument("--split", nargs="+", default=["dev", "test"], choices=sorted(SPLITS))
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--punctuate-input", nargs="+", default=["on", "off"], choices=["on", "off"])
+    ap.add_argument("--final-mark", default=None,
+                    help="final mark for bundles without one (older bundles)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = SearchConfig(beam_size=args.beam)
     data = {split: sets(split) for split in args.split}
     head = [f"{split} {name}" for split in args.split for name in ("all", "qp", "qnop")]
-    print(f"| checkpoint | {' | '.join(head)} | " +
+    print(f"| checkpoint | punctuate_input | {' | '.join(head)} | " +
           " | ".join(f"runaway {split} {n}" for split in args.split for n in ("qp", "qnop")) + " |")
-    print("|---" + "|---:" * (len(head) + 2 * len(args.split)) + "|")
+    print("|---|---" + "|---:" * (len(head) + 2 * len(args.split)) + "|")
     for path in args.checkpoint:
         tr = Translator.from_checkpoint(path)
-        bleu, away = [], []
-        for split in args.split:
-            for name, (src, ref) in data[split].items():
-                hyps = [t.text for t in tr.translate(src, cfg)]
-                bleu.append(f"{corpus_scores(hyps, ref)['bleu']:.2f}")
-                if name != "all":
-                    away.append(f"{runaway(hyps, ref):.1f}%")
-        print(f"| {path} | {' | '.join(bleu)} | {' | '.join(away)} |")
+        tr.final_mark = tr.final_mark or args.final_mark
+        for mode in args.punctuate_input:
+            bleu, away = [], []
+            for split in args.split:
+                # each distinct source once (qp is part of all; search is batch-invariant)
+                todo = sorted({s for src, _ in data[split].values() for s in src})
+                done = dict(zip(todo, tr.translate(todo, replace(cfg, punctuate_input=mode == "on")),
+                                strict=True))
+                for name, (src, ref) in data[split].items():
+                    hyps = [done[s].text for s in src]
+                    bleu.append(f"{corpus_scores(hyps, ref)['bleu']:.2f}")
+                    if name != "all":
+                        away.append(f"{runaway(hyps, ref):.1f}%")
+            shown = f"{mode} ({tr.final_mark!r})" if mode == "on" else mode
+            print(f"| {path} | {shown} | {' | '.join(bleu)} | {' | '.join(away)} |", flush=True)
 
 
 if __name__ == "__main__":

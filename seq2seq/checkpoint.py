@@ -72,6 +72,7 @@ def make_bundle(
     meta: dict[str, Any],
     train_state: dict[str, Any] | None = None,
     truecase: dict[str, str] | None = None,
+    final_mark: str | None = None,
 ) -> dict[str, Any]:
     """Assemble a bundle dict from live objects.
 
@@ -86,6 +87,8 @@ def make_bundle(
         train_state: optimizer/scheduler/sampler/rng state to resume, or None.
         truecase: the training source's word forms, ``{lowercase word: most frequent form}``
             (:class:`~seq2seq.inference.casing.TrueCaser`), stored as ``truecase.src``.
+        final_mark: the training source's usual final mark
+            (:func:`~seq2seq.data.punctuation.final_mark`), stored as ``final_mark.src``.
 
     Returns:
         A bundle ready for :func:`save_bundle`.
@@ -110,6 +113,8 @@ def make_bundle(
     }
     if truecase:
         bundle["truecase"] = {"src": dict(truecase)}
+    if final_mark:
+        bundle["final_mark"] = {"src": str(final_mark)}
     return bundle
 
 

@@ -155,6 +155,23 @@ def two_models(tiny_bundle: Path, tiny_bundle_en_de: Path,
     return path
 
 
+@pytest.fixture(scope="session")
+def six_pairs_bundle(tmp_path_factory: pytest.TempPathFactory
+                     ) -> tuple[dict, list[tuple[str, str]]]:
+    """A tiny model that learnt the first six tiny pairs by heart (each translates exactly),
+    as a bundle without the trainer's truecase table or final mark, and those pairs."""
+    from seq2seq.data import load_parallel
+
+    pairs = load_parallel(FIXTURES / "tiny.de", FIXTURES / "tiny.en")[:6]
+    d = tmp_path_factory.mktemp("six")
+    (d / "six.de").write_text("".join(f"{s}\n" for s, _ in pairs), encoding="utf-8")
+    (d / "six.en").write_text("".join(f"{t}\n" for _, t in pairs), encoding="utf-8")
+    bundle = build_tiny_bundle({"src_train": d / "six.de", "tgt_train": d / "six.en"}, steps=100)
+    tr = Translator.from_bundle(bundle)
+    assert [t.text for t in tr.translate([s for s, _ in pairs])] == [t for _, t in pairs]
+    return bundle, pairs
+
+
 @pytest.fixture()
 def one_thread():
     """torch on one thread for this test: a multi-threaded GEMM splits rows by the batch's size,

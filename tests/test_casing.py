@@ -67,22 +67,12 @@ def test_recase_source_without_a_table_only_lowercases_capitals() -> None:
 
 
 @pytest.fixture(scope="module")
-def cased_model(tmp_path_factory) -> tuple[Translator, list[tuple[str, str]]]:
-    """A tiny model that learnt six cased pairs by heart, with the truecase table of their
-    sources in its bundle as the trainer puts it there, and those pairs."""
-    from conftest import FIXTURES, build_tiny_bundle
-
-    from seq2seq.data import load_parallel
-
-    pairs = load_parallel(FIXTURES / "tiny.de", FIXTURES / "tiny.en")[:6]
-    d = tmp_path_factory.mktemp("six")
-    (d / "six.de").write_text("".join(f"{s}\n" for s, _ in pairs), encoding="utf-8")
-    (d / "six.en").write_text("".join(f"{t}\n" for _, t in pairs), encoding="utf-8")
-    bundle = build_tiny_bundle({"src_train": d / "six.de", "tgt_train": d / "six.en"}, steps=100)
-    bundle["truecase"] = {"src": TrueCaser.learn(s for s, _ in pairs).table}
-    tr = Translator.from_bundle(bundle)
-    assert [t.text for t in tr.translate([s for s, _ in pairs])] == [t for _, t in pairs]
-    return tr, pairs
+def cased_model(six_pairs_bundle) -> tuple[Translator, list[tuple[str, str]]]:
+    """The six-pair model with the truecase table of its sources in its bundle, as the trainer
+    puts it there, and those pairs."""
+    bundle, pairs = six_pairs_bundle
+    bundle = {**bundle, "truecase": {"src": TrueCaser.learn(s for s, _ in pairs).table}}
+    return Translator.from_bundle(bundle), pairs
 
 
 SOURCE = "Im Anfang schuf Gott die Himmel und die Erde."

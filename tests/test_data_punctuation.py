@@ -1,4 +1,5 @@
-"""Tests for seq2seq.data.punctuation: which endings go, which pairs qualify, the seeded choice."""
+"""Tests for seq2seq.data.punctuation: which endings go, which pairs qualify, the seeded choice,
+which sources end open, and the training source's usual final mark."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import random
 
 import pytest
 
-from seq2seq.data.punctuation import drop_final_punct, strip_final_punct
+from seq2seq.data.punctuation import drop_final_punct, ends_open, final_mark, strip_final_punct
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -50,3 +51,26 @@ def test_the_choice_is_a_seeded_fraction_of_the_qualifying_pairs() -> None:
     assert drop_final_punct(pairs, 0.25, seed=7) == (out, changed)  # resume / every DDP rank
     assert drop_final_punct(pairs, 0.25, seed=8)[0] != out
     assert drop_final_punct(pairs, 0.0, seed=7) == (pairs, 0)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Gott ist Liebe", True), ("Kapitel 3", True), ("Einstellungen  \n", True),
+    ("上帝是爱", True), ("Ὁ θεὸς ἀγάπη ἐστίν", True),
+    ("Gott ist Liebe.", False), ("Wirklich?!", False), ("Und dann ...", False),
+    ("Er sagte: \"Geh\"", False),   # a closing quote: the source's form is not plain
+    ("(Amen)", False), ("Ja :-)", False), ("Preis: 5 €", False), ("", False), ("  ", False),
+])
+def test_ends_open(text: str, expected: bool) -> None:
+    assert ends_open(text) is expected
+
+
+def test_final_mark_is_the_most_frequent_last_mark_when_most_sentences_end_in_one() -> None:
+    bible = ["Im Anfang war das Wort.", "Jesus weinte.", "Wer bist du?", "und sprach:",
+             "Amen.  ", "Kapitel 3", ""]  # blank lines do not count
+    assert final_mark(bible) == "."
+    assert final_mark(["你好。", "谢谢。", "再见！"]) == "。"
+    assert final_mark(["Wer?", "Was!", "Wie?", "Wo!"]) == "?"  # a tie: the mark seen first
+    # fewer than half end in a mark (titles, UI strings): nothing to append
+    assert final_mark(["Einstellungen", "Speichern", "Hilfe", "Datei öffnen."]) is None
+    assert final_mark(["Einstellungen", "Hilfe."], min_share=0.5) == "."
+    assert final_mark([]) is None

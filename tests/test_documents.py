@@ -52,3 +52,23 @@ def test_all_sentences_of_all_documents_in_one_call() -> None:
     assert [d.text for d in docs] == ["EINS. ZWEI.\nDREI.", "", "VIER."]
     assert [len(d.sentences) for d in docs] == [3, 0, 1]
     assert docs[0].score == -5.0 and docs[1].score == 0.0
+
+
+def test_word_pairs_shift_by_sentence_and_skip_words_the_text_lost() -> None:
+    from seq2seq.inference.documents import DocumentTranslation
+    from seq2seq.inference.translation import Translation
+
+    layout = split_document("Gott ist Liebe\nAmen.", "de")
+    assert layout.sentences == ["Gott ist Liebe", "Amen."]
+    # sentence 1 was searched as "Gott ist Liebe." and its final " ." was given back without:
+    # its pieces hold a fourth target word that the text no longer has
+    first = Translation(text="God is love", score=0.0, tokens=[],
+                        src_pieces=["▁Gott", "▁ist", "▁Liebe", "."],
+                        tgt_pieces=["▁God", "▁is", "▁love", "▁.", "</s>"],
+                        alignment=[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1],
+                                   [0, 0, 0, 1]])
+    second = Translation(text="Amen.", score=0.0, tokens=[], src_pieces=["▁Amen", "."],
+                         tgt_pieces=["▁Amen", ".", "</s>"], alignment=[[1, 0], [0, 1], [0, 1]])
+    doc = DocumentTranslation("God is love\nAmen.", [first, second], 0.0, layout)
+    # the lost " ." would have aligned source word 2 to target word 3 (= "Amen." of sentence 2)
+    assert doc.word_pairs() == [(0, 0), (1, 1), (2, 2), (3, 3)]

@@ -31,6 +31,19 @@ def test_matching_uses_the_tokenizers_normalisation(tiny_bundle: Path) -> None:
     assert g.matches("Gott   Vater") == []  # without it, the spaces differ
 
 
+def test_required_terms_carry_their_target_pieces(tiny_bundle: Path) -> None:
+    from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
+
+    src, tgt = tokenizers_from_bundle(load_bundle(tiny_bundle))
+    g = Glossary({"Gott Vater": "God the Father", "Herr": "\u200b", "Wort": "Logos"})
+    assert g.required("Das Wort von Gott   Vater", src.normalize, tgt.encode) == [
+        ("Wort", "Logos", tgt.encode("Logos")),
+        ("Gott Vater", "God the Father", tgt.encode("God the Father"))]
+    assert tgt.encode("\u200b") == []
+    assert g.required("Der Herr", src.normalize, tgt.encode) == []  # encodes to nothing
+    assert g.required("   ", src.normalize, tgt.encode) == []
+
+
 def test_reading_extending_and_bad_entries(tmp_path: Path) -> None:
     f = tmp_path / "terms.tsv"
     f.write_text("# Bible terms\nGott\tthe Almighty\n\nHerr\tLORD\n", encoding="utf-8")

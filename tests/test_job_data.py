@@ -9,7 +9,12 @@ import pytest
 from seq2seq.config import DataConfig
 from seq2seq.tokenizer import Tokenizer, train_tokenizers
 from seq2seq.training.distributed import DistContext
-from seq2seq.training.job_data import encode_datasets, load_pairs, train_job_tokenizers
+from seq2seq.training.job_data import (
+    encode_datasets,
+    load_pairs,
+    source_style,
+    train_job_tokenizers,
+)
 
 SRC = ["das Haus ist klein", "der Hund", "ein sehr sehr sehr langer Satz hier", "gut"]
 TGT = ["the house is small", "the dog", "a very very very long sentence here", ""]
@@ -86,6 +91,16 @@ def test_encode_datasets_drops_final_punctuation_in_training_pairs_only(caplog) 
                                             (src_tok.encode("die Katze"), tgt_tok.encode("the cat"))]
     assert dev[0] == (src_tok.encode("der Hund."), tgt_tok.encode("the dog."))
     assert "2 without their final punctuation" in caplog.text
+
+
+def test_source_style_is_what_the_bundles_keep_of_the_training_source() -> None:
+    pairs = [("Und Gott sprach: Licht!", "x"), ("und es ward Licht.", "y"),
+             ("Da sah Gott das Licht.", "z"), ("Gott ist Liebe", "w")]
+    style = source_style(pairs)
+    assert style == {"truecase": {"gott": "Gott", "licht": "Licht", "liebe": "Liebe"},
+                     "final_mark": "."}  # 3 of 4 end in a mark, 2 of them in "."
+    titles = source_style([("Hallo", "Hello"), ("Neue Welt", "New world")])
+    assert titles == {"truecase": {"hallo": "Hallo", "welt": "Welt"}, "final_mark": None}
 
 
 def _spm_file(path: Path, sentences: list[str], vocab: int, **ids: int) -> Path:

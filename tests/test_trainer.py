@@ -113,11 +113,13 @@ def test_checkpoint_bundle_contents_and_layout(tiny_corpus: dict[str, Path], tmp
     assert tgt_tok.vocab_size == raw["vocab"]["tgt_size"] == 200
     truecase = raw["truecase"]["src"]  # the training source's word forms (inference/casing.py)
     assert truecase["gott"] == "Gott" and truecase["erde"] == "Erde" and "und" not in truecase
+    assert raw["final_mark"] == {"src": "."}  # the tiny corpus's usual final mark
     ts = raw["train_state"]
     assert ts["step"] == 12 and len(ts["rng"]) == 1 and ts["world_size"] == 1
     assert {"optimizer", "scheduler", "sampler", "history", "elapsed_s"} <= set(ts)
     assert load_bundle(ck / "best.pt")["train_state"] is None  # lean bundle for serving
-    assert load_bundle(ck / "best.pt")["truecase"] == raw["truecase"]
+    best = load_bundle(ck / "best.pt")
+    assert best["truecase"] == raw["truecase"] and best["final_mark"] == raw["final_mark"]
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"step", "train_loss", "dev_bleu", "tokens_per_s"} <= set(header)

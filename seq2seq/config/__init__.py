@@ -167,6 +167,11 @@ class SearchConfig(_Checked):
             bundle), and a source in capitals gets its translation in capitals
             (:mod:`seq2seq.inference.casing`); not for a source with a target prefix, nor in
             scoring.
+        punctuate_input: a source that ends in a letter or digit is translated with the
+            training source's usual final mark appended (the bundle's ``final_mark``), and its
+            translation loses its final marks, so it ends as the source does
+            (:mod:`seq2seq.inference.source_form`); not for a source with a target prefix, nor
+            in scoring, nor with a bundle that has no ``final_mark``.
     """
 
     _section: ClassVar[str] = "search"
@@ -195,6 +200,7 @@ class SearchConfig(_Checked):
     top_p: float = 1.0
     seed: int = 0
     recase_input: bool = True
+    punctuate_input: bool = True
 
     def _check(self) -> None:
         if not self.sampling and self.n_best > self.beam_size:

@@ -7,12 +7,17 @@ there too. A pair qualifies when both sides end in a sentence mark (:data:`SENTE
 trailing whitespace); the whole final run of marks goes ("Wirklich?!" -> "Wirklich"), closing
 quotes and brackets stop the run, so ``He said, "Go."`` does not qualify and no quote is left
 unbalanced. The choice is a pure function of the pairs, the fraction and the seed.
+
+At translation time a source that ends in a letter or digit (:func:`ends_open`) is translated
+with the training source's usual final mark (:func:`final_mark`) appended, and its translation
+loses its final marks (:mod:`seq2seq.inference.source_form`).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 # Marks that end a sentence or clause: Latin, CJK full-width, Arabic, Devanagari, Greek question
 # mark, ellipsis.
@@ -29,6 +34,47 @@ def strip_final_punct(text: str) -> str:
     if start == end:
         return text
     return text[:start].rstrip()
+
+
+def ends_open(text: str) -> bool:
+    """Whether ``text`` ends (after trailing whitespace) in a letter or digit: no final mark,
+    closing quote, bracket or symbol.
+
+    >>> ends_open("Gott ist Liebe"), ends_open("Kapitel 3 "), ends_open("Gott ist Liebe.")
+    (True, True, False)
+    >>> ends_open('Er sprach: "Geh"'), ends_open("Ja :-)"), ends_open("")
+    (False, False, False)
+    """
+    body = text.rstrip()
+    return bool(body) and body[-1].isalnum()
+
+
+def final_mark(sentences: Iterable[str], min_share: float = 0.5) -> str | None:
+    """The training source's usual final mark: the most frequent last character among the
+    ``sentences`` that end in one of :data:`SENTENCE_MARKS` (ties: the one seen first).
+
+    Args:
+        sentences: the training source sentences.
+        min_share: the fraction of the (non-blank) sentences that must end in a mark.
+
+    Returns:
+        The mark, or None when fewer than ``min_share`` of the sentences end in one (a corpus
+        without final marks: appending one would show the model something it never saw).
+
+    >>> final_mark(["Ja.", "Nein!", "Gut.", "Wer?"]), final_mark(["Ja", "Nein", "Gut."])
+    ('.', None)
+    """
+    ends: Counter[str] = Counter()
+    total = 0
+    for sentence in sentences:
+        body = sentence.rstrip()
+        if body:
+            total += 1
+            if body[-1] in SENTENCE_MARKS:
+                ends[body[-1]] += 1
+    if not ends or sum(ends.values()) < min_share * total:
+        return None
+    return ends.most_common(1)[0][0]
 
 
 def strip_pair(src: str, tgt: str) -> tuple[str, str] | None:

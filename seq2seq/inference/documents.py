@@ -113,10 +113,14 @@ class DocumentTranslation:
             if k % 2 == 0:  # a gap: whitespace only
                 continue
             tr = self.sentences[k // 2]
-            for i, j in word_alignment(tr.src_pieces, tr.tgt_pieces, tr.alignment or []):
-                pairs.append((src_off + i, tgt_off + j))
-            src_off += len(part.split())
-            tgt_off += len(tr.text.split())
+            n_src, n_tgt = len(part.split()), len(tr.text.split())
+            # the pieces may hold words the text lost (a final mark given back without,
+            # source_form.py): they align to nothing
+            pairs += [(src_off + i, tgt_off + j) for i, j in
+                      word_alignment(tr.src_pieces, tr.tgt_pieces, tr.alignment or [])
+                      if i < n_src and j < n_tgt]
+            src_off += n_src
+            tgt_off += n_tgt
         return pairs
 
     def alternatives(self, n: int) -> list[str]:

@@ -142,5 +142,13 @@ class Glossary:
                 out.append((src, tgt))
         return out
 
+    def required(self, text: str, normalize: Callable[[str], str],
+                 encode: Callable[[str], list[int]]) -> list[tuple[str, str, list[int]]]:
+        """The terms ``text`` requires: ``(source, target, target ids)`` per :meth:`matches`
+        entry (``normalize``: the source tokenizer's), its target term ``encode``-d into the
+        target pieces the search must place (an entry that encodes to nothing is left out)."""
+        found = self.matches(text, normalize) if text.strip() else []
+        return [(s, t, ids) for s, t in found if (ids := encode(t))]
+
 
 __all__ = ["Glossary", "TermCheck"]

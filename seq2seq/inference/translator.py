@@ -15,8 +15,9 @@ at most ``cfg.batch_tokens`` padded source subwords (less padding, fewer wasted 
 come back in input order. Inputs with no subword pieces (empty, whitespace-only, or only
 characters the source model drops, such as zero-width spaces) give an empty translation with
 score 0 without running the model. A source typed all in capitals or all in lowercase is
-truecased first, and capitals get their translation in capitals (``cfg.recase_input``,
-:mod:`seq2seq.inference.casing`).
+truecased first, and capitals get their translation in capitals (``cfg.recase_input``); a source
+without a final mark is translated with one, and its translation given back without
+(``cfg.punctuate_input``; both in :mod:`seq2seq.inference.source_form`).
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ import torch
 from seq2seq.checkpoint import load_bundle, tokenizers_from_bundle
 from seq2seq.config import INFERENCE_PRECISION, Precision, SearchConfig, plain
 from seq2seq.data import pad_sequences
-from seq2seq.inference.casing import TrueCaser, recase_source
+from seq2seq.inference.casing import TrueCaser
 from seq2seq.inference.description import describe, describe_bundle, ensemble_meta
 from seq2seq.inference.documents import DocumentTranslation, translate_documents
 from seq2seq.inference.ensemble import Ensemble, check_same_vocabulary
 from seq2seq.inference.glossary import Glossary, TermCheck
 from seq2seq.inference.markup import translate_markup
+from seq2seq.inference.source_form import SourceForm, source_form
 from seq2seq.inference.translation import EOS_PIECE, Translation
 from seq2seq.model import build_model
 from seq2seq.runtime import autocast, precision_reason, resolve_precision
@@ -72,15 +74,17 @@ class Translator:
             (``meta.config.data.max_src_len``), else :data:`DEFAULT_MAX_INPUT_LENGTH`; 0 = none.
         truecaser: the training source's word forms (the bundle's ``truecase``), for sources
             typed in one case (``cfg.recase_input``); None = capitals are only lowercased.
+        final_mark: the training source's usual final mark (the bundle's ``final_mark``), for
+            sources without one (``cfg.punctuate_input``); None = such sources go as typed.
     """
 
     def __init__(self, model: torch.nn.Module, src_tok: Tokenizer, tgt_tok: Tokenizer, *,
                  device: str | torch.device | None = None, amp_dtype: torch.dtype | None = None,
                  meta: dict[str, Any] | None = None, path: str | None = None,
                  max_input_length: int | None = None,
-                 truecaser: TrueCaser | None = None) -> None:
+                 truecaser: TrueCaser | None = None, final_mark: str | None = None) -> None:
         self.model = model
-        self.truecaser = truecaser
+        self.truecaser, self.final_mark = truecaser, final_mark
         self.src_tok, self.tgt_tok = src_tok, tgt_tok
         self.device = torch.device(device) if device is not None else next(
             model.parameters()).device
@@ -135,7 +139,8 @@ class Translator:
             model, meta, where = Ensemble(models).eval(), ensemble_meta(metas, paths), paths[0]
         table = (bundles[0].get("truecase") or {}).get("src")
         tr = cls(model, *toks[0], device=device, meta=meta, path=where,
-                 truecaser=TrueCaser(table) if table else None)
+                 truecaser=TrueCaser(table) if table else None,
+                 final_mark=(bundles[0].get("final_mark") or {}).get("src"))
         tr.precision = precision_reason(precision, device)
         return tr
 
@@ -262,10 +267,10 @@ class Translator:
                 without one translate as without a glossary.
 
         Returns:
-            One :class:`Translation` per text, in input order. For a text typed in one case
-            (``cfg.recase_input``), ``src_pieces`` are those of the truecased text; for one in
-            capitals ``text`` and ``n_best`` are in capitals while ``tokens`` and
-            ``tgt_pieces`` are what the model produced.
+            One :class:`Translation` per text, in input order. ``src_pieces`` are those of the
+            text the search saw (truecased, final mark appended: :mod:`.source_form`);
+            ``text`` and ``n_best`` are given back in the source's form (in capitals, without
+            final marks) while ``tokens`` and ``tgt_pieces`` are what the model produced.
 
         Raises:
             ValueError: a glossary with sampling.
@@ -275,10 +280,13 @@ class Translator:
         if prefixes is not None and len(prefixes) != len(texts):
             raise ValueError(f"{len(prefixes)} prefixes for {len(texts)} texts")
         pre = [self.tgt_tok.encode(p) if p else [] for p in (prefixes or [None] * len(texts))]
-        recased = [recase_source(t, self.truecaser) if cfg.recase_input and not p else (t, False)
-                   for t, p in zip(texts, pre, strict=True)]  # a prefix says the case
-        searched, caps = [t for t, _ in recased], [c for _, c in recased]
-        terms = self.glossary_terms(searched, glossary)  # "GOTT" and "gott" match "Gott"
+        forms = [source_form(t, truecaser=self.truecaser, final_mark=self.final_mark,
+                             recase=cfg.recase_input, punctuate=cfg.punctuate_input)
+                 if not p else SourceForm(t) for t, p in zip(texts, pre, strict=True)]
+        searched = [f.text for f in forms]  # a prefix fixes the output's form
+        gl = Glossary(glossary) if glossary and not isinstance(glossary, Glossary) else glossary
+        terms = [gl.required(t, self.src_tok.normalize, self.tgt_tok.encode) if gl else []
+                 for t in searched]  # on the searched text: "GOTT" and "gott" match "Gott"
         results: list[Translation | None] = [None] * len(texts)
         ids, cut = self._source_ids(searched, first_index, labels)
         todo = [i for i in range(len(texts)) if ids[i]]
@@ -298,7 +306,7 @@ class Translator:
                               [pre[i] for i in chunk] if prefixes is not None else None, cons)
             for i, nbest in zip(chunk, hyps, strict=True):
                 results[i] = self._to_translation(searched[i], nbest, cfg, cut.get(i), terms[i],
-                                                  caps[i])
+                                                  forms[i])
             if progress is not None:
                 progress(len(chunk))
         return results  # type: ignore[return-value]
@@ -345,25 +353,12 @@ class Translator:
                 progress(len(chunk))
         return results  # type: ignore[return-value]
 
-    def glossary_terms(self, texts: Sequence[str], glossary: Glossary | Mapping[str, str] | None
-                       ) -> list[list[tuple[str, str, list[int]]]]:
-        """Per text its glossary terms: ``(source, target, target ids)``, matched on the source
-        tokenizer's normalised text (empty lists without a glossary)."""
-        if not glossary:
-            return [[] for _ in texts]
-        gl = glossary if isinstance(glossary, Glossary) else Glossary(glossary)
-        out = []
-        for text in texts:
-            found = gl.matches(text, self.src_tok.normalize) if text.strip() else []
-            out.append([(s, t, ids) for s, t in found if (ids := self.tgt_tok.encode(t))])
-        return out
-
     def _to_translation(self, text: str, nbest: list, cfg: SearchConfig,
                         truncated_from: int | None = None,
                         terms: Sequence[tuple[str, str, list[int]]] = (),
-                        upper: bool = False) -> Translation:
+                        form: SourceForm | None = None) -> Translation:
         """Turn the n-best hypotheses of one sentence into a :class:`Translation` (its texts
-        uppercased with ``upper``; glossary terms are checked before)."""
+        given back in the source's ``form``; glossary terms are checked before)."""
         best = nbest[0]
         tokens = [int(t) for t in best.tokens]
         alignment = None
@@ -379,12 +374,12 @@ class Translator:
             checks = [TermCheck(s, t, t in out, "" if t in out else "length" if not ok
                                 else "detokenized differently")
                       for (s, t, _), ok in zip(terms, placed, strict=True)]
-        case = str.upper if upper else str
+        restore = form.restore if form is not None else str
         return Translation(
-            text=case(out),
+            text=restore(out),
             score=float(best.score),
             tokens=tokens,
-            n_best=[(case(self.tgt_tok.decode([int(t) for t in h.tokens])), float(h.score))
+            n_best=[(restore(self.tgt_tok.decode([int(t) for t in h.tokens])), float(h.score))
                     for h in nbest],
             alignment=alignment,
             src_pieces=src_pieces,

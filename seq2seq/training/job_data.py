@@ -8,7 +8,8 @@ loading the resume checkpoint:
   only (or loads the user's own, ``data.spm_src``/``data.spm_tgt``), writes them to
   ``<spm_dir>/<lang>.model`` and broadcasts them, so every rank encodes alike (a resumed or
   fine-tuned run takes its checkpoint's models instead and never retrains);
-* :func:`truecase_table` learns the training source's word forms for the bundles (rank 0);
+* :func:`source_style` learns the training source's word forms and final mark for the bundles
+  (rank 0);
 * :func:`encode_datasets` encodes both splits, dropping over-long and empty training pairs (and
   the final punctuation of a seeded fraction of them, ``data.drop_final_punct``).
 """
@@ -18,10 +19,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from seq2seq.config import DataConfig
 from seq2seq.data import ParallelDataset, load_parallel
-from seq2seq.data.punctuation import drop_final_punct
+from seq2seq.data.punctuation import drop_final_punct, final_mark
 from seq2seq.inference.casing import TrueCaser
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training import distributed as D
@@ -105,15 +107,18 @@ def train_job_tokenizers(pairs: Pairs, d: DataConfig, seed: int, spm_dir: str | 
     return (src, src) if d.joint_vocab else (src, Tokenizer(protos[1]))
 
 
-def truecase_table(pairs: Pairs) -> dict[str, str]:
-    """The training source's word forms (``{lowercase word: most frequent form}``), which the
-    bundles keep for sources typed in one case (:class:`~seq2seq.inference.casing.TrueCaser`).
-    A pure function of the sources: a resumed run learns the same table."""
+def source_style(pairs: Pairs) -> dict[str, Any]:
+    """What the bundles keep of the training source's style for typed input (the keyword
+    arguments of :func:`~seq2seq.checkpoint.make_bundle`): ``truecase``, its word forms
+    (``{lowercase word: most frequent form}``, :class:`~seq2seq.inference.casing.TrueCaser`),
+    and ``final_mark``, its usual final mark (:func:`~seq2seq.data.punctuation.final_mark`).
+    A pure function of the sources: a resumed run learns the same style."""
     t0 = time.perf_counter()
     table = TrueCaser.learn(s for s, _ in pairs).table
-    log.info("truecase table: %d source words most often not in lowercase (%.1fs)", len(table),
-             time.perf_counter() - t0)
-    return table
+    mark = final_mark(s for s, _ in pairs)
+    log.info("source style: %d words most often not in lowercase, final mark %r (%.1fs)",
+             len(table), mark, time.perf_counter() - t0)
+    return {"truecase": table, "final_mark": mark}
 
 
 def load_spm(path: str | Path, key: str) -> Tokenizer:

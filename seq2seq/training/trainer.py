@@ -67,8 +67,8 @@ from seq2seq.training.job import PreparedJob
 from seq2seq.training.job_data import (
     encode_datasets,
     load_pairs,
+    source_style,
     train_job_tokenizers,
-    truecase_table,
 )
 from seq2seq.training.preemption import StopSignals
 from seq2seq.training.run_checkpoints import RunCheckpoints
@@ -163,7 +163,7 @@ class Trainer:
         else:
             self.src_tok, self.tgt_tok = train_job_tokenizers(
                 self.train_pairs, cfg.data, cfg.seed, self.run_dir / "spm", self.ctx)
-        self.truecase = truecase_table(self.train_pairs) if self.ctx.is_main else None
+        self.source_style = source_style(self.train_pairs) if self.ctx.is_main else {}
         self.model_cfg = (model_config_from_bundle(bundle) if bundle else
                           init.model_cfg if init else cfg.model)
         if bundle and self.model_cfg != cfg.model:
@@ -229,7 +229,7 @@ class Trainer:
         if self.init_origin is not None:
             meta["init_from"] = self.init_origin
         return make_bundle(self.model, self.model_cfg, self.src_tok, self.tgt_tok, meta,
-                           train_state, truecase=self.truecase)
+                           train_state, **self.source_style)
 
     def _save(self, improved: bool, kept: bool = False) -> None:
         """Write last.pt (+ step_<N>.pt, + best.pt when improved, + best_step_<N>.pt when among
