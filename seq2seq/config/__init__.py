@@ -281,7 +281,7 @@ class TrainConfig(_Checked):
     max_tokens: int = 6000
     accum_steps: int = 1
     optimizer: Optimizer = Optimizer.adam
-    lr: float = 5e-3
+    lr: float = 6e-3
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     clip_norm: float = 1.0
